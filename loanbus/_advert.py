@@ -1,0 +1,78 @@
+"""What writers and readers announce in their DDS user data (pure encode/decode, no DDS).
+
+A writer advertises its pool; a reader says who it is and whether it maps pools. Both are
+short JSON documents tagged ``loanbus``; anything else in user data is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+TAG = "loanbus"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class WriterAdvert:
+    segment: str
+    host: str
+    abi: int
+    type_hash: str
+    slots: int
+    stride: int
+    writer_guid: str
+    pid: int
+    uid: int
+    type_name: str
+
+
+@dataclass(frozen=True)
+class ReaderAdvert:
+    reader_id: str
+    host: str
+    uid: int
+    pid: int
+    shm: bool
+
+
+def _encode(kind: str, body: dict[str, Any]) -> bytes:
+    return json.dumps({TAG: VERSION, "kind": kind, **body}, separators=(",", ":")).encode()
+
+
+def _decode(data: bytes, kind: str) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(data.decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get(TAG) != VERSION or doc.get("kind") != kind:
+        return None
+    doc.pop(TAG)
+    doc.pop("kind")
+    return doc
+
+
+def encode_writer(advert: WriterAdvert) -> bytes:
+    return _encode("writer", asdict(advert))
+
+
+def encode_reader(advert: ReaderAdvert) -> bytes:
+    return _encode("reader", asdict(advert))
+
+
+def decode_writer(data: bytes) -> WriterAdvert | None:
+    """The writer's advert, or None if the user data is not a (well-formed) loanbus advert."""
+    doc = _decode(data, "writer")
+    try:
+        return WriterAdvert(**doc) if doc is not None else None
+    except TypeError:
+        return None
+
+
+def decode_reader(data: bytes) -> ReaderAdvert | None:
+    doc = _decode(data, "reader")
+    try:
+        return ReaderAdvert(**doc) if doc is not None else None
+    except TypeError:
+        return None

@@ -1,0 +1,16 @@
+"""The DDS transport behind loanbus: discovery, QoS matching, liveliness and references.
+
+Everything above this package speaks only the small interface re-exported here; only
+``cyclone.py`` imports cyclonedds.
+"""
+
+from loanbus._transport.cyclone import (
+    EndpointQos,
+    PeerInfo,
+    RefMessage,
+    RefReader,
+    RefWriter,
+    TransportParticipant,
+)
+
+__all__ = ["EndpointQos", "PeerInfo", "RefMessage", "RefReader", "RefWriter", "TransportParticipant"]

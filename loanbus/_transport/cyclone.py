@@ -1,0 +1,369 @@
+"""Cyclone DDS binding: the ONLY module of loanbus that imports cyclonedds.
+
+References travel pre-encoded: ``(seq, size, slot)`` packed with ``struct`` behind a CDR
+encapsulation header and handed to the binding's low-level ``ddspy_write_ts``, so no
+per-call Python serializer runs on the hot path. The writer's identity is the DDS
+publication handle of the sample, and the source timestamp carries the write time.
+
+Cyclone's ``DDSException`` never escapes: it is wrapped as ``TransportError`` here.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from cyclonedds.core import DDSException, Entity, InstanceState, Listener, ReadCondition
+from cyclonedds.core import SampleState, ViewState, WaitSet
+from cyclonedds.domain import Domain
+from cyclonedds.domain import DomainParticipant as _Participant
+from cyclonedds.idl import IdlStruct
+from cyclonedds.idl.types import uint32, uint64
+from cyclonedds.pub import DataWriter as _Writer
+from cyclonedds.qos import Policy
+from cyclonedds.qos import Qos as _Qos
+from cyclonedds.sub import DataReader as _Reader
+from cyclonedds.topic import Topic as _Topic
+from cyclonedds.util import duration
+
+from cyclonedds._clayer import ddspy_take, ddspy_write_ts
+from loanbus.errors import TransportError
+
+
+@dataclass
+class LoanRef(IdlStruct, typename="loanbus::LoanRef"):
+    """The reference message on the derived topic (the encoder below must match it)."""
+
+    seq: uint64
+    size: uint64
+    slot: uint32
+
+
+_CDR_LE = b"\x00\x01\x00\x00"
+_REF = struct.Struct("<QQI4x")
+_ANY = SampleState.Any | ViewState.Any | InstanceState.Any
+DEFAULT_LEASE = 10.0
+
+
+@dataclass(frozen=True)
+class RefMessage:
+    """One received reference: which writer (publication handle), which slot and generation."""
+
+    publication: int
+    slot: int
+    seq: int
+    size: int
+    timestamp_ns: int
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """A matched remote endpoint: its instance handle, DDS GUID and user data."""
+
+    handle: int
+    guid: str
+    user_data: bytes
+
+
+@dataclass(frozen=True)
+class EndpointQos:
+    """What the transport needs of loanbus QoS (kept free of loanbus types)."""
+
+    reliable: bool
+    depth: int | None  # None: keep all
+    transient_local: bool
+    max_blocking_time: float
+    user_data: bytes
+
+
+@contextmanager
+def _wrapped(what: str) -> Iterator[None]:
+    try:
+        yield
+    except DDSException as exc:
+        raise TransportError(f"Cyclone DDS refused to {what}: {exc}") from exc
+
+
+def _delete(entity: Entity | None) -> None:
+    """Delete a DDS entity now: the binding's registry would otherwise keep it alive."""
+    if entity is None:
+        return
+    ref = entity._ref
+    if Entity._entities.get(ref) is entity:
+        del Entity._entities[ref]
+    try:
+        entity._delete(ref)
+    except DDSException:
+        pass  # already deleted with its parent
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def build_config(*, lease_duration: float) -> str:
+    """The shipped XML with this process's settings: interface, peers and lease duration.
+
+    ``LOANBUS_INTERFACE`` names the network interface (default ``lo``), ``LOANBUS_PEERS`` is
+    a comma-separated list of unicast discovery peers (default ``127.0.0.1``) and
+    ``LOANBUS_MULTICAST=1`` allows multicast on interfaces that support it.
+    """
+    template = resources.files("loanbus").joinpath("cyclonedds.xml").read_text()
+    interface = os.environ.get("LOANBUS_INTERFACE", "lo")
+    peers = [p.strip() for p in os.environ.get("LOANBUS_PEERS", "127.0.0.1").split(",") if p.strip()]
+    attr = "address" if interface.replace(".", "").isdigit() else "name"
+    return template.format(
+        interface=f'{attr}="{interface}"',
+        allow_multicast="true" if os.environ.get("LOANBUS_MULTICAST") == "1" else "false",
+        max_participants=os.environ.get("LOANBUS_MAX_PARTICIPANTS", "60"),
+        peers="\n".join(f'        <Peer address="{p}" />' for p in peers),
+        lease=f"{lease_duration:g}s",
+        spdp_interval=f"{max(min(lease_duration / 4, 30.0), 0.05):g}s",
+    )
+
+
+_domains: dict[int, tuple[Domain | None, float]] = {}
+_domains_lock = threading.Lock()
+
+
+def _ensure_domain(domain_id: int, lease_duration: float | None) -> None:
+    """Create the process's Cyclone domain once, with loanbus's configuration.
+
+    With ``CYCLONEDDS_URI`` set, the user's configuration rules and loanbus adds nothing.
+    """
+    if not 0 <= domain_id <= 232:
+        raise ValueError(f"domain_id must be within 0..232, not {domain_id}")
+    env_lease = os.environ.get("LOANBUS_LEASE_DURATION")
+    lease = lease_duration or (float(env_lease) if env_lease else DEFAULT_LEASE)
+    with _domains_lock:
+        if domain_id in _domains:
+            existing = _domains[domain_id][1]
+            if lease_duration is not None and abs(existing - lease_duration) > 1e-9:
+                raise ValueError(
+                    f"domain {domain_id} already runs with lease_duration={existing:g} s in this "
+                    f"process; a participant cannot ask for {lease_duration:g} s"
+                )
+            return
+        domain: Domain | None = None
+        if not os.environ.get("CYCLONEDDS_URI"):
+            with _wrapped(f"create domain {domain_id}"):
+                domain = Domain(domain_id, build_config(lease_duration=lease))
+        _domains[domain_id] = (domain, lease)
+
+
+# -- participant ---------------------------------------------------------------------------
+
+
+class TransportParticipant:
+    """One Cyclone participant and the topics made in it."""
+
+    _dp: _Participant | None = None
+
+    def __init__(self, domain_id: int, *, lease_duration: float | None = None) -> None:
+        _ensure_domain(domain_id, lease_duration)
+        self.domain_id = domain_id
+        with _wrapped(f"create a participant in domain {domain_id}"):
+            self._dp = _Participant(domain_id)
+        self._topics: dict[str, _Topic] = {}
+
+    @property
+    def guid(self) -> str:
+        return str(self._participant().get_guid())
+
+    def _participant(self) -> _Participant:
+        if self._dp is None:
+            raise TransportError("participant is closed")
+        return self._dp
+
+    def ref_topic(self, name: str) -> _Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            with _wrapped(f"create topic {name!r}"):
+                topic = _Topic(self._participant(), name, LoanRef)
+            self._topics[name] = topic
+        return topic
+
+    def close(self) -> None:
+        dp, self._dp = self._dp, None
+        if dp is not None:
+            for topic in self._topics.values():
+                _delete(topic)
+            self._topics.clear()
+            _delete(dp)
+
+
+def _qos(q: EndpointQos, *, writer: bool) -> _Qos:
+    policies: list[Any] = [Policy.Userdata(q.user_data)]
+    if q.reliable:
+        policies.append(Policy.Reliability.Reliable(duration(seconds=q.max_blocking_time)))
+        # Keep-all: every reference whose slot a reader holds must arrive (the pool bounds it).
+        policies.append(Policy.History.KeepAll)
+    else:
+        policies.append(Policy.Reliability.BestEffort)
+        policies.append(Policy.History.KeepAll if q.depth is None else Policy.History.KeepLast(q.depth))
+    if q.transient_local:
+        policies.append(Policy.Durability.TransientLocal)
+        if writer:
+            policies.append(
+                Policy.DurabilityService(
+                    cleanup_delay=0,
+                    history=Policy.History.KeepAll if q.depth is None else Policy.History.KeepLast(q.depth),
+                    max_samples=-1,
+                    max_instances=-1,
+                    max_samples_per_instance=-1,
+                )
+            )
+    else:
+        policies.append(Policy.Durability.Volatile)
+    return _Qos(*policies)
+
+
+def _peer(endpoint: Any, handle: int) -> PeerInfo:
+    user_data = b""
+    try:
+        user_data = endpoint.qos[Policy.Userdata].data or b""
+    except (KeyError, AttributeError, TypeError):
+        pass
+    return PeerInfo(handle=handle, guid=str(endpoint.key), user_data=user_data)
+
+
+class _MatchFlag:
+    """Set from Cyclone's listener thread when matching changes; read on the caller's thread."""
+
+    def __init__(self, on_change: Callable[[], None] | None) -> None:
+        self.dirty = True
+        self._on_change = on_change
+
+    def __call__(self, *_: Any) -> None:
+        self.dirty = True
+        if self._on_change is not None:
+            self._on_change()
+
+
+class RefWriter:
+    """Publishes references on the derived topic and reports matched readers."""
+
+    _dw: _Writer | None = None
+
+    def __init__(
+        self,
+        participant: TransportParticipant,
+        topic_name: str,
+        qos: EndpointQos,
+        on_match_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.matches = _MatchFlag(on_match_change)
+        listener = Listener(on_publication_matched=self.matches)
+        with _wrapped(f"create a writer on {topic_name!r}"):
+            self._dw = _Writer(participant._participant(), participant.ref_topic(topic_name),
+                               qos=_qos(qos, writer=True), listener=listener)
+        self._ref = self._dw._ref
+
+    @property
+    def guid(self) -> str:
+        return str(self._writer().get_guid())
+
+    def _writer(self) -> _Writer:
+        if self._dw is None:
+            raise TransportError("reference writer is closed")
+        return self._dw
+
+    def write(self, slot: int, seq: int, size: int, timestamp_ns: int) -> None:
+        ret = ddspy_write_ts(self._ref, _CDR_LE + _REF.pack(seq, size, slot), timestamp_ns)
+        if ret < 0:
+            raise TransportError(f"Cyclone DDS refused to write a reference (return code {ret})")
+
+    def matched_readers(self) -> list[PeerInfo]:
+        dw = self._writer()
+        peers = []
+        with _wrapped("list matched readers"):
+            for handle in dw.get_matched_subscriptions():
+                endpoint = dw.get_matched_subscription_data(handle)
+                if endpoint is not None:
+                    peers.append(_peer(endpoint, handle))
+        return peers
+
+    def close(self) -> None:
+        dw, self._dw = self._dw, None
+        _delete(dw)
+
+
+class RefReader:
+    """Takes references from the derived topic; blocks on a WaitSet."""
+
+    _dr: _Reader | None = None
+
+    def __init__(
+        self,
+        participant: TransportParticipant,
+        topic_name: str,
+        qos: EndpointQos,
+    ) -> None:
+        self.matches = _MatchFlag(None)
+        listener = Listener(on_subscription_matched=self.matches)
+        dp = participant._participant()
+        with _wrapped(f"create a reader on {topic_name!r}"):
+            self._dr = _Reader(dp, participant.ref_topic(topic_name), qos=_qos(qos, writer=False),
+                               listener=listener)
+            self._condition = ReadCondition(self._dr, _ANY)
+            self._waitset = WaitSet(dp)
+            self._waitset.attach(self._condition)
+        self._ref = self._dr._ref
+
+    @property
+    def guid(self) -> str:
+        return str(self._reader().get_guid())
+
+    def _reader(self) -> _Reader:
+        if self._dr is None:
+            raise TransportError("reference reader is closed")
+        return self._dr
+
+    def take(self, max_samples: int) -> list[RefMessage]:
+        ret = ddspy_take(self._ref, _ANY, max_samples)
+        if isinstance(ret, int):
+            raise TransportError(f"Cyclone DDS refused to take references (return code {ret})")
+        out = []
+        unpack = _REF.unpack_from
+        for data, info in ret:
+            if not info.valid_data or len(data) < 4 + _REF.size:
+                continue
+            seq, size, slot = unpack(data, 4)
+            out.append(RefMessage(info.publication_handle, slot, seq, size, info.source_timestamp))
+        return out
+
+    def wait(self, timeout: float) -> bool:
+        """Block until references are available or ``timeout`` seconds pass."""
+        with _wrapped("wait for references"):
+            return bool(self._waitset.wait(duration(seconds=max(timeout, 0.0))) > 0)
+
+    def matched_writers(self) -> list[PeerInfo]:
+        dr = self._reader()
+        peers = []
+        with _wrapped("list matched writers"):
+            for handle in dr.get_matched_publications():
+                endpoint = dr.get_matched_publication_data(handle)
+                if endpoint is not None:
+                    peers.append(_peer(endpoint, handle))
+        return peers
+
+    def writer_info(self, handle: int) -> PeerInfo | None:
+        with _wrapped("look up a matched writer"):
+            endpoint = self._reader().get_matched_publication_data(handle)
+        return _peer(endpoint, handle) if endpoint is not None else None
+
+    def close(self) -> None:
+        dr, self._dr = self._dr, None
+        if dr is not None:
+            try:
+                self._waitset.detach(self._condition)
+            except DDSException:
+                pass
+            _delete(self._waitset)
+            _delete(self._condition)
+            _delete(dr)

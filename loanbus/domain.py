@@ -1,0 +1,49 @@
+"""DomainParticipant: the process's membership of a DDS domain and the owner of its entities."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Protocol
+
+from loanbus._lifetime import Closeable
+from loanbus._transport import TransportParticipant
+
+
+class _Child(Protocol):
+    def close(self) -> None: ...
+
+
+def _release_participant(transport: TransportParticipant, children: weakref.WeakSet[_Child]) -> None:
+    for child in list(children):
+        child.close()
+    transport.close()
+
+
+class DomainParticipant(Closeable):
+    """Joins DDS domain ``domain_id``; closing it closes every writer and reader made in it.
+
+    ``lease_duration`` (seconds) is how long peers wait before declaring this process dead
+    after it stops answering; the first participant of a domain in a process sets it.
+    """
+
+    def __init__(self, domain_id: int = 0, *, lease_duration: float | None = None) -> None:
+        if not isinstance(domain_id, int) or isinstance(domain_id, bool):
+            raise TypeError(f"domain_id must be an int, not {domain_id!r}")
+        if lease_duration is not None and lease_duration <= 0:
+            raise ValueError(f"lease_duration must be positive, not {lease_duration}")
+        self.domain_id = domain_id
+        self._transport = TransportParticipant(domain_id, lease_duration=lease_duration)
+        self._children: weakref.WeakSet[_Child] = weakref.WeakSet()
+        self._arm(f"DomainParticipant({domain_id})", lambda t=self._transport, c=self._children: _release_participant(t, c))
+
+    @property
+    def transport(self) -> TransportParticipant:
+        self._check_open()
+        return self._transport
+
+    def _adopt(self, child: _Child) -> None:
+        self._check_open()
+        self._children.add(child)
+
+    def __repr__(self) -> str:
+        return f"DomainParticipant(domain_id={self.domain_id}{', closed' if self.closed else ''})"

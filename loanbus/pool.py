@@ -1,0 +1,458 @@
+"""SamplePool: one writer's slots in shared memory, slot choice, holds and statistics.
+
+No DDS here: two processes and a pool are enough to exercise everything. ``WriterPool``
+owns and creates the segment; ``ReaderPool`` attaches to it read-only and writes only its
+own hold row. The consistency protocol of docs/consistency.md is implemented here:
+
+* ``acquire`` stores a fresh sequence number into the slot *before* the user writes;
+* ``publish`` marks it WRITTEN and, in reliable mode, sets each attached reader's hold cell;
+* a reader's ``is_consistent`` compares the slot's sequence number with its reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loanbus import _layout as L
+from loanbus._proc import process_start_time
+from loanbus._shm import Segment, SegmentError, Semaphore
+from loanbus._slotstate import SlotEvent, SlotState, next_state
+from loanbus.errors import InvalidReferenceError, LoanError, LoanTimeoutError, PoolFormatError
+from loanbus.types import ShmemType
+
+_U64 = np.dtype("<u8")
+
+
+def shm_prefix() -> str:
+    """The name prefix of every loanbus segment; ``LOANBUS_SHM_PREFIX`` adds a tag (tests)."""
+    tag = os.environ.get("LOANBUS_SHM_PREFIX", "")
+    return "loanbus" + (re.sub(r"[^A-Za-z0-9_-]", "_", tag)[:32] if tag else "")
+
+
+def segment_name(domain_id: int, topic_name: str, writer_guid: bytes) -> str:
+    """``/loanbus[tag].d<domain>.<topic>-<hash>.<writer guid>``: unique, readable, short."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", topic_name)[:40]
+    digest = hashlib.blake2b(topic_name.encode(), digest_size=4).hexdigest()
+    return f"/{shm_prefix()}.d{domain_id}.{safe}-{digest}.{writer_guid.hex()}"
+
+
+def semaphore_name(segment: str) -> str:
+    return segment + ".wake"
+
+
+@dataclass
+class WriterPoolStatistics:
+    """Counters of one writer pool (plain ints, cheap to copy out)."""
+
+    loans: int = 0
+    writes: int = 0
+    discards: int = 0
+    overwrites: int = 0
+    blocked_loans: int = 0
+    loan_timeouts: int = 0
+    exhausted: int = 0
+
+
+def _u64_view(buf: Any, offset: int, shape: tuple[int, ...], *, writable: bool) -> np.ndarray[Any, Any]:
+    count = int(np.prod(shape))
+    arr = np.frombuffer(buf, dtype=_U64, count=count, offset=offset).reshape(shape)
+    if not writable:
+        arr.flags.writeable = False
+    return arr
+
+
+class WriterPool:
+    """The writer's side: creates the segment, chooses slots, stamps sequence numbers."""
+
+    _segment: Segment | None = None
+    _semaphore: Semaphore | None = None
+
+    def __init__(
+        self,
+        name: str,
+        stype: ShmemType,
+        *,
+        slot_count: int,
+        reader_rows: int,
+        protected_slots: int = 0,
+        reliable: bool = False,
+        writer_guid: bytes,
+        group: int | None = None,
+    ) -> None:
+        if protected_slots >= slot_count:
+            raise ValueError(f"protected_slots ({protected_slots}) must be < slot_count ({slot_count})")
+        self.name = name
+        self.stype = stype
+        self.reliable = reliable
+        self.protected_slots = protected_slots
+        self.writer_guid = writer_guid
+        self.layout = layout = L.Layout.compute(slot_count, reader_rows, stype.itemsize)
+        self.stats = WriterPoolStatistics()
+        mode = 0o600
+        self._segment = seg = Segment.create(name, layout.segment_size, mode=mode, group=group)
+        try:
+            pid = os.getpid()
+            header = L.encode_header(
+                layout,
+                type_hash=stype.type_hash,
+                type_name=stype.name,
+                writer_guid=writer_guid,
+                writer_pid=pid,
+                writer_start_time=process_start_time(pid) or 0,
+                writer_uid=os.getuid(),
+                created_ns=time.time_ns(),
+                protected_slots=protected_slots,
+            )
+            mm = seg.mapping
+            mm[: L.HEADER_SIZE] = header
+            seg.lock_exclusive()
+            self._semaphore = Semaphore(semaphore_name(name), create=True, mode=mode)
+            self._header = _u64_view(mm, 0, (L.HEADER_SIZE // 8,), writable=True)
+            self._slots = _u64_view(mm, layout.slot_table_offset, (slot_count, L.SLOT_WORDS), writable=True)
+            self._owners = np.frombuffer(
+                mm, dtype=np.uint8, count=reader_rows * L.OWNER_RECORD_SIZE, offset=layout.owner_table_offset
+            ).reshape(reader_rows, L.OWNER_RECORD_SIZE)
+            rows = _u64_view(
+                mm, layout.hold_table_offset, (reader_rows, layout.hold_row_stride // 8), writable=True
+            )
+            self._holds = rows[:, :slot_count]
+            self._payloads = [
+                np.frombuffer(mm, dtype=stype.dtype, count=1, offset=layout.payload_start(i)).reshape(())
+                for i in range(slot_count)
+            ]
+        except BaseException:
+            self.close()
+            raise
+        # Writer-private mirrors of what it alone writes: no shared-memory reads on the hot path.
+        self._state = [SlotState.FREE] * slot_count
+        self._slot_seq = [0] * slot_count
+        self._free: deque[int] = deque(range(slot_count))
+        self._written: dict[int, None] = {}  # insertion order = write order, oldest first
+        self._row_ids: dict[bytes, int] = {}
+        self._attached_rows: list[int] = []
+        self._seq = itertools.count(1)
+        # Everything is initialised: advertise readiness last.
+        self._header[L.STATE_WORD] = L.SegmentState.READY
+
+    # -- slots -------------------------------------------------------------------------
+
+    @property
+    def slot_count(self) -> int:
+        return self.layout.slot_count
+
+    def payload(self, slot: int) -> np.ndarray[Any, Any]:
+        """The writable 0-d structured view of a slot's payload."""
+        return self._payloads[slot]
+
+    def slot_sequence(self, slot: int) -> int:
+        return self._slot_seq[slot]
+
+    def slot_state(self, slot: int) -> SlotState:
+        return self._state[slot]
+
+    def _reusable(self) -> list[int]:
+        """WRITTEN slots that may be reused, oldest first (the newest ones stay for history)."""
+        count = len(self._written) - self.protected_slots
+        return list(itertools.islice(self._written, max(count, 0)))
+
+    def try_acquire(self) -> int | None:
+        """A slot stamped with a fresh sequence number, None to wait (reliable), or LoanError."""
+        if self._free:
+            slot = self._free.popleft()
+            event = SlotEvent.LOAN
+        else:
+            candidates = self._reusable()
+            if not candidates:
+                self.stats.exhausted += 1
+                raise LoanError(
+                    f"every slot of pool {self.name} is on loan ({self.slot_count} slots, "
+                    f"{self.protected_slots} kept for history); write or discard a loan first"
+                )
+            if self.reliable:
+                holds = self._holds
+                free_of_holds = [s for s in candidates if not holds[:, s].any()]
+                if not free_of_holds:
+                    return None
+                slot = free_of_holds[0]
+            else:
+                slot = candidates[0]
+            del self._written[slot]
+            event = SlotEvent.REUSE
+            self.stats.overwrites += 1
+        self._state[slot] = next_state(self._state[slot], event)
+        seq = next(self._seq)
+        self._slot_seq[slot] = seq
+        words = self._slots[slot]
+        words[L.SLOT_SEQ] = seq  # from here on every older reference to this slot is invalid
+        words[L.SLOT_STATE] = SlotState.LOANED
+        self.stats.loans += 1
+        return slot
+
+    def acquire(self, timeout: float, before_try: Callable[[], None] | None = None) -> int:
+        """Like ``try_acquire`` but waits up to ``timeout`` s for readers to return slots.
+
+        ``before_try`` runs before every attempt (the DataWriter syncs matched readers there).
+        While waiting, the header's ``writer_waiting`` word is 1 so that readers returning a
+        slot, and ``wake()``, post the pool's semaphore.
+        """
+        if before_try is not None:
+            before_try()
+        slot = self.try_acquire()
+        if slot is not None:
+            return slot
+        self.stats.blocked_loans += 1
+        deadline = time.monotonic() + timeout
+        assert self._semaphore is not None
+        self._header[L.WAITING_WORD] = 1  # set before re-checking: no return can be missed
+        try:
+            while True:
+                if before_try is not None:
+                    before_try()
+                slot = self.try_acquire()
+                if slot is not None:
+                    return slot
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._semaphore.wait(min(remaining, 1.0))
+        finally:
+            self._header[L.WAITING_WORD] = 0
+        self.stats.loan_timeouts += 1
+        holders = self.holders()
+        raise LoanTimeoutError(
+            f"get_loan() timed out after {timeout:g} s: every reusable slot of pool "
+            f"{self.name} is held by reader(s) {', '.join(holders) or '(none)'}",
+            holders,
+        )
+
+    def publish(self, slot: int, timestamp_ns: int) -> int:
+        """Mark a loaned slot WRITTEN and set attached readers' holds; returns its sequence number."""
+        self._state[slot] = next_state(self._state[slot], SlotEvent.WRITE)
+        seq = self._slot_seq[slot]
+        words = self._slots[slot]
+        words[L.SLOT_SIZE] = self.layout.sample_size
+        words[L.SLOT_TIMESTAMP] = timestamp_ns
+        words[L.SLOT_STATE] = SlotState.WRITTEN
+        if self.reliable and self._attached_rows:
+            self._holds[self._attached_rows, slot] = seq
+        self._written[slot] = None
+        self.stats.writes += 1
+        return seq
+
+    def discard(self, slot: int) -> None:
+        """Give a loaned slot back unpublished."""
+        self._state[slot] = next_state(self._state[slot], SlotEvent.DISCARD)
+        self._slots[slot, L.SLOT_STATE] = SlotState.FREE
+        self._free.append(slot)
+        self.stats.discards += 1
+
+    def newest_written(self, count: int) -> list[tuple[int, int]]:
+        """(slot, seq) of up to ``count`` newest written slots, oldest first."""
+        slots = list(self._written)[-count:] if count > 0 else []
+        return [(s, self._slot_seq[s]) for s in slots]
+
+    # -- reader rows -------------------------------------------------------------------
+
+    def assign_row(self, reader_id: bytes) -> int | None:
+        """Give a reader a hold row (idempotent); None when every row is taken."""
+        if len(reader_id) != 16:
+            raise ValueError("reader ids are 16 bytes")
+        if reader_id in self._row_ids:
+            return self._row_ids[reader_id]
+        used = set(self._row_ids.values())
+        for row in range(self.layout.reader_rows):
+            if row not in used:
+                self._owners[row, :16] = np.frombuffer(reader_id, dtype=np.uint8)
+                self._row_ids[reader_id] = row
+                self._attached_rows = sorted(self._row_ids.values())
+                return row
+        return None
+
+    def release_row(self, reader_id: bytes) -> None:
+        """Forget a reader (closed or dead): clear its holds and wake a waiting writer."""
+        row = self._row_ids.pop(reader_id, None)
+        if row is None:
+            return
+        self._attached_rows = sorted(self._row_ids.values())
+        self._holds[row, :] = 0
+        self._owners[row, :] = 0
+        self.wake()
+
+    def attached_readers(self) -> dict[bytes, int]:
+        return dict(self._row_ids)
+
+    def holders(self) -> list[str]:
+        """Reader ids (hex) that hold any reusable slot."""
+        rows = {row for row in self._attached_rows for s in self._reusable() if self._holds[row, s]}
+        return [rid.hex() for rid, row in self._row_ids.items() if row in rows]
+
+    def wake(self) -> None:
+        """Wake a writer blocked in ``acquire`` (for example when a reader went away)."""
+        sem = self._semaphore
+        if sem is not None and self._header[L.WAITING_WORD]:
+            sem.post()
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Mark the segment CLOSED, unlink it and its semaphore, and detach (idempotent)."""
+        seg, self._segment = self._segment, None
+        sem, self._semaphore = self._semaphore, None
+        if seg is not None:
+            header = getattr(self, "_header", None)
+            if header is not None:
+                header[L.STATE_WORD] = L.SegmentState.CLOSED
+            seg.unlink()
+            for name in ("_header", "_slots", "_owners", "_holds", "_payloads"):
+                self.__dict__.pop(name, None)
+            seg.close()
+        if sem is not None:
+            sem.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._segment is None
+
+
+class ReaderPool:
+    """A reader's view of one writer's pool: payloads read-only, its own hold row writable."""
+
+    _segment: Segment | None = None
+    _semaphore: Semaphore | None = None
+
+    def __init__(self, name: str, stype: ShmemType, *, writer_guid: bytes | None = None) -> None:
+        self.name = name
+        try:
+            self._segment = seg = Segment.attach(name)
+        except SegmentError as exc:
+            raise PoolFormatError(f"cannot open pool {name}: {exc}") from exc
+        try:
+            try:
+                header = L.decode_header(seg.mapping[: L.HEADER_SIZE], seg.size)
+            except L.HeaderError as exc:
+                raise PoolFormatError(f"pool {name}: {exc}") from None
+            if header.type_hash != stype.type_hash:
+                raise PoolFormatError(
+                    f"pool {name} holds type {header.type_name!r} with hash "
+                    f"{header.type_hash.hex()}, not {stype.name!r} ({stype.type_hash.hex()})"
+                )
+            if header.state != L.SegmentState.READY:
+                state = L.SegmentState(header.state).name
+                raise PoolFormatError(f"pool {name} is {state}, not READY")
+            if writer_guid is not None and header.writer_guid != writer_guid:
+                raise PoolFormatError(f"pool {name} belongs to another writer")
+            owner = seg.owner_uid()
+            if owner != header.writer_uid:
+                raise PoolFormatError(
+                    f"pool {name} is owned by uid {owner} but claims writer uid {header.writer_uid}"
+                )
+            self.header = header
+            self.layout = layout = header.layout
+            mm = seg.mapping
+            self._header = _u64_view(mm, 0, (L.HEADER_SIZE // 8,), writable=False)
+            self._slots = _u64_view(mm, layout.slot_table_offset, (layout.slot_count, L.SLOT_WORDS), writable=False)
+            self._owners = np.frombuffer(
+                mm, dtype=np.uint8, count=layout.reader_rows * L.OWNER_RECORD_SIZE, offset=layout.owner_table_offset
+            ).reshape(layout.reader_rows, L.OWNER_RECORD_SIZE)
+            self._slot_seq = self._slots[:, L.SLOT_SEQ]
+            self._payloads: list[np.ndarray[Any, Any] | None] = [None] * layout.slot_count
+            self._dtype = stype.dtype
+            self._semaphore = Semaphore(semaphore_name(name), create=False)
+        except BaseException:
+            self.close()
+            raise
+        self._row: np.ndarray[Any, Any] | None = None
+
+    def check_reference(self, slot: int, seq: int, size: int) -> None:
+        """Refuse a reference that cannot be valid, before anything is read through it."""
+        if not 0 <= slot < self.layout.slot_count:
+            raise InvalidReferenceError(
+                f"pool {self.name}: slot {slot} outside 0..{self.layout.slot_count - 1}"
+            )
+        if not 0 < size <= self.layout.sample_size:
+            raise InvalidReferenceError(
+                f"pool {self.name}: size {size} outside 1..{self.layout.sample_size}"
+            )
+        if seq <= 0 or seq > int(self._slot_seq[slot]):
+            raise InvalidReferenceError(
+                f"pool {self.name}: sequence number {seq} of slot {slot} was never issued"
+            )
+
+    def view(self, slot: int) -> np.ndarray[Any, Any]:
+        """The read-only 0-d structured view of a slot's payload (made once per slot)."""
+        arr = self._payloads[slot]
+        if arr is None:
+            mm = self._mapping()
+            arr = np.frombuffer(mm, dtype=self._dtype, count=1, offset=self.layout.payload_start(slot))
+            arr = arr.reshape(())
+            self._payloads[slot] = arr
+        return arr
+
+    def is_consistent(self, slot: int, seq: int) -> bool:
+        return bool(self._slot_seq[slot] == seq)
+
+    def slot_sequence(self, slot: int) -> int:
+        return int(self._slot_seq[slot])
+
+    def writer_state(self) -> L.SegmentState:
+        return L.SegmentState(int(self._header[L.STATE_WORD]))
+
+    def find_row(self, reader_id: bytes) -> int | None:
+        """Our hold row, once the writer assigned one; mapped writable on first sight."""
+        if self._row is not None:
+            return self._row_index
+        wanted = np.frombuffer(reader_id, dtype=np.uint8)
+        matches = np.nonzero((self._owners[:, :16] == wanted).all(axis=1))[0]
+        if len(matches) == 0:
+            return None
+        row = int(matches[0])
+        assert self._segment is not None
+        window = self._segment.map_writable(self.layout.hold_row_start(row), self.layout.hold_row_stride)
+        self._row = np.frombuffer(window, dtype=_U64, count=self.layout.slot_count)
+        self._row_index = row
+        return row
+
+    def holds(self, slot: int, seq: int) -> bool:
+        return self._row is not None and bool(self._row[slot] == seq)
+
+    def release(self, slot: int, seq: int) -> None:
+        """Return our hold on a slot (only if it is ours for this sequence number)."""
+        row = self._row
+        if row is not None and row[slot] == seq:
+            row[slot] = 0
+            if self._header[L.WAITING_WORD] and self._semaphore is not None:
+                self._semaphore.post()
+
+    def release_all(self) -> None:
+        row = self._row
+        if row is not None:
+            row[:] = 0
+            if self._semaphore is not None:
+                self._semaphore.post()
+
+    def _mapping(self) -> Any:
+        if self._segment is None:
+            raise PoolFormatError(f"pool {self.name} is closed")
+        return self._segment.mapping
+
+    def close(self) -> None:
+        """Detach (idempotent). Views handed out stay readable until they are dropped."""
+        seg, self._segment = self._segment, None
+        sem, self._semaphore = self._semaphore, None
+        self._row = None
+        for name in ("_header", "_slots", "_owners", "_slot_seq", "_payloads"):
+            self.__dict__.pop(name, None)
+        if seg is not None:
+            seg.close()
+        if sem is not None:
+            sem.close()

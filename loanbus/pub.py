@@ -1,0 +1,284 @@
+"""DataWriter and Loan: fill a sample in place in shared memory, then publish a reference."""
+
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from loanbus import _advert
+from loanbus._layout import ABI_VERSION
+from loanbus._lifetime import Closeable
+from loanbus._proc import host_identity
+from loanbus._transport import EndpointQos, PeerInfo, RefWriter
+from loanbus.errors import LoanStateError
+from loanbus.pool import WriterPool, segment_name
+from loanbus.qos import Qos
+from loanbus.topic import Topic
+
+T = TypeVar("T")
+
+_ACTIVE, _WRITTEN, _DISCARDED = "active", "written", "discarded"
+
+
+class Loan:
+    """A slot of the writer's pool on loan to you: fill ``data`` in place, then ``write`` it.
+
+    ``data`` is a writable 0-d structured numpy view into shared memory. After ``write`` or
+    ``discard_loan`` the loan is consumed and touching ``data`` raises ``LoanStateError``.
+    """
+
+    __slots__ = ("__weakref__", "_data", "_state", "_writer", "sequence_number", "slot")
+
+    def __init__(self, writer: DataWriter[Any], slot: int, seq: int, data: np.ndarray[Any, Any]) -> None:
+        self._writer = writer
+        self.slot = slot
+        self.sequence_number = seq
+        self._data = data
+        self._state = _ACTIVE
+
+    @property
+    def data(self) -> np.ndarray[Any, Any]:
+        if self._state is not _ACTIVE:
+            raise LoanStateError(f"this loan was already {self._state}; get a new loan")
+        if self._writer.closed:
+            raise LoanStateError("the writer of this loan is closed")
+        return self._data
+
+    @property
+    def active(self) -> bool:
+        return self._state is _ACTIVE
+
+    def __repr__(self) -> str:
+        return f"Loan(slot={self.slot}, seq={self.sequence_number}, {self._state})"
+
+
+@dataclass(frozen=True)
+class WriterStatistics:
+    """A snapshot of a writer's counters (``DataWriter.statistics()``)."""
+
+    loans: int
+    writes: int
+    discards: int
+    overwrites: int
+    blocked_loans: int
+    loan_timeouts: int
+    exhausted: int
+    matched_readers: int
+    attached_readers: int
+    bytes_written: int
+
+
+@dataclass(frozen=True)
+class ReaderMatch:
+    """A reader matched by a writer, and whether it maps the pool (``shm``) or not."""
+
+    guid: str
+    pid: int | None
+    shm: bool
+
+
+def _release_writer(refs: RefWriter | None, pool: WriterPool) -> None:
+    if refs is not None:
+        refs.close()
+    pool.close()
+
+
+class DataWriter(Closeable, Generic[T]):
+    """Loans slots of its own shared-memory pool and publishes references to them.
+
+    ``get_loan()`` -> fill ``loan.data`` -> ``write(loan)``. Best effort reuses the oldest
+    written slot when none is free; reliable waits up to ``qos.max_blocking_time`` for
+    readers to return the slots they hold, then raises ``LoanTimeoutError``.
+    """
+
+    def __init__(self, topic: Topic[T], qos: Qos | None = None) -> None:
+        if not isinstance(topic, Topic):
+            raise TypeError(f"topic must be a Topic, not {topic!r}")
+        self.qos = qos = qos if qos is not None else Qos()
+        if not isinstance(qos, Qos):
+            raise TypeError(f"qos must be a loanbus.Qos, not {qos!r}")
+        self.topic = topic
+        participant = topic.participant
+        stype = topic.shmem_type
+        self.guid = os.urandom(16)
+        name = segment_name(participant.domain_id, topic.name, self.guid)
+        self._pool = pool = WriterPool(
+            name,
+            stype,
+            slot_count=qos.slot_count,
+            reader_rows=qos.reader_rows,
+            protected_slots=qos.protected_slots,
+            reliable=qos.reliable,
+            writer_guid=self.guid,
+            group=qos.shm_group,
+        )
+        self._host = host_identity()
+        advert = _advert.WriterAdvert(
+            segment=name,
+            host=self._host,
+            abi=ABI_VERSION,
+            type_hash=stype.type_hash.hex(),
+            slots=pool.slot_count,
+            stride=pool.layout.slot_stride,
+            writer_guid=self.guid.hex(),
+            pid=os.getpid(),
+            uid=os.getuid(),
+            type_name=stype.name,
+        )
+        self._refs: RefWriter | None = None
+        try:
+            self._refs = RefWriter(
+                participant.transport,
+                topic.reference_topic_name,
+                EndpointQos(
+                    reliable=qos.reliable,
+                    depth=qos.writer_depth,
+                    transient_local=qos.protected_slots > 0,
+                    max_blocking_time=qos.max_blocking_time,
+                    user_data=_advert.encode_writer(advert),
+                ),
+                on_match_change=_waker(pool),
+            )
+        except BaseException:
+            pool.close()
+            raise
+        self._arm(f"DataWriter on {topic.name!r}", lambda r=self._refs, p=pool: _release_writer(r, p))
+        self._loans: weakref.WeakSet[Loan] = weakref.WeakSet()
+        self._readers: dict[bytes, PeerInfo] = {}
+        self._matched = 0
+        self._bytes = 0
+        participant._adopt(self)
+
+    # -- the loan cycle ----------------------------------------------------------------
+
+    def get_loan(self) -> Loan:
+        """A slot of the pool, stamped with a fresh sequence number, to fill in place."""
+        self._check_open()
+        pool = self._pool
+        if self.qos.reliable:
+            slot = pool.acquire(self.qos.max_blocking_time, before_try=self._sync_readers)
+        else:
+            self._sync_readers()
+            slot = pool.try_acquire()
+            assert slot is not None
+        loan = Loan(self, slot, pool.slot_sequence(slot), pool.payload(slot))
+        self._loans.add(loan)
+        return loan
+
+    def write(self, loan: Loan, *, timestamp_ns: int | None = None) -> None:
+        """Publish the loan's slot (only a small reference crosses DDS); consumes the loan."""
+        self._check_open()
+        self._own(loan)
+        self._sync_readers()
+        ts = time.time_ns() if timestamp_ns is None else timestamp_ns
+        seq = self._pool.publish(loan.slot, ts)
+        loan._state = _WRITTEN
+        self._loans.discard(loan)
+        assert self._refs is not None
+        self._refs.write(loan.slot, seq, self._pool.layout.sample_size, ts)
+        self._bytes += self._pool.layout.sample_size
+
+    def discard_loan(self, loan: Loan) -> None:
+        """Give a loan back without publishing it."""
+        self._check_open()
+        self._own(loan)
+        self._pool.discard(loan.slot)
+        loan._state = _DISCARDED
+        self._loans.discard(loan)
+
+    def _own(self, loan: Loan) -> None:
+        if not isinstance(loan, Loan):
+            raise TypeError(f"expected a Loan, not {loan!r}")
+        if loan._writer is not self:
+            raise ValueError("this loan belongs to another DataWriter")
+        if loan._state is not _ACTIVE:
+            raise LoanStateError(f"this loan was already {loan._state}")
+
+    # -- readers -----------------------------------------------------------------------
+
+    def _sync_readers(self) -> None:
+        """Give hold rows to newly matched local readers and clear those of readers gone."""
+        refs = self._refs
+        if refs is None or not refs.matches.dirty:
+            return
+        refs.matches.dirty = False  # cleared first: a change during the scan sets it again
+        peers = refs.matched_readers()
+        self._matched = len(peers)
+        local: dict[bytes, PeerInfo] = {}
+        for peer in peers:
+            ad = _advert.decode_reader(peer.user_data)
+            if ad is None or not ad.shm or ad.host != self._host:
+                continue
+            if ad.uid != os.getuid() and self.qos.shm_group is None:
+                continue
+            try:
+                local[bytes.fromhex(ad.reader_id)] = peer
+            except ValueError:
+                continue
+        for rid in list(self._pool.attached_readers()):
+            if rid not in local:
+                self._pool.release_row(rid)
+        for rid in local:
+            self._pool.assign_row(rid)
+        self._readers = local
+
+    def matched_readers(self) -> list[ReaderMatch]:
+        """Every reader matched now, and whether it reads from the pool."""
+        self._check_open()
+        self._refs.matches.dirty = True  # type: ignore[union-attr]
+        self._sync_readers()
+        assert self._refs is not None
+        out = []
+        for peer in self._refs.matched_readers():
+            ad = _advert.decode_reader(peer.user_data)
+            shm = ad is not None and bytes.fromhex(ad.reader_id) in self._readers
+            out.append(ReaderMatch(guid=peer.guid, pid=ad.pid if ad else None, shm=shm))
+        return out
+
+    # -- observability -----------------------------------------------------------------
+
+    @property
+    def segment_name(self) -> str:
+        return self._pool.name
+
+    def statistics(self) -> WriterStatistics:
+        s = self._pool.stats
+        return WriterStatistics(
+            loans=s.loans,
+            writes=s.writes,
+            discards=s.discards,
+            overwrites=s.overwrites,
+            blocked_loans=s.blocked_loans,
+            loan_timeouts=s.loan_timeouts,
+            exhausted=s.exhausted,
+            matched_readers=self._matched,
+            attached_readers=len(self._pool.attached_readers()),
+            bytes_written=self._bytes,
+        )
+
+    def close(self) -> None:
+        """Stop publishing, invalidate outstanding loans, unlink the pool (idempotent)."""
+        for loan in list(getattr(self, "_loans", ())):
+            loan._state = "invalidated by close()"
+        super().close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"pool {self._pool.name}"
+        return f"DataWriter({self.topic.name!r}, {state})"
+
+
+def _waker(pool: WriterPool) -> Any:
+    """A match-change callback that wakes a blocked get_loan without keeping the writer alive."""
+    ref = weakref.ref(pool)
+
+    def wake() -> None:
+        p = ref()
+        if p is not None and not p.closed:
+            p.wake()
+
+    return wake

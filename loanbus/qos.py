@@ -1,0 +1,92 @@
+"""Quality of service: reliability, history, durability and the pool size they imply."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Reliability(enum.Enum):
+    """Whether the writer may overwrite a slot that a reader has not returned yet."""
+
+    BEST_EFFORT = "best_effort"
+    RELIABLE = "reliable"
+
+
+class Durability(enum.Enum):
+    """Whether a reader that joins late still receives the newest ``history_depth`` samples."""
+
+    VOLATILE = "volatile"
+    TRANSIENT_LOCAL = "transient_local"
+
+
+@dataclass(frozen=True)
+class Qos:
+    """The policies of a DataWriter or DataReader.
+
+    ``max_samples`` is how many written samples the writer keeps available; the pool has
+    ``max_samples + 1`` slots (one to fill while the others are read) unless ``pool_slots``
+    says otherwise. With ``TRANSIENT_LOCAL`` the newest ``history_depth`` written slots are
+    never reused, so the default pool grows by ``history_depth``.
+    """
+
+    reliability: Reliability = Reliability.BEST_EFFORT
+    max_blocking_time: float = 0.1
+    history_depth: int | None = 1
+    durability: Durability = Durability.VOLATILE
+    max_samples: int = 1
+    pool_slots: int | None = None
+    reader_rows: int = 16
+    shm_group: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reliability, Reliability):
+            raise TypeError(f"reliability must be a Reliability, not {self.reliability!r}")
+        if not isinstance(self.durability, Durability):
+            raise TypeError(f"durability must be a Durability, not {self.durability!r}")
+        if self.max_blocking_time < 0:
+            raise ValueError(f"max_blocking_time must be >= 0, not {self.max_blocking_time}")
+        if self.history_depth is not None and self.history_depth < 1:
+            raise ValueError(f"history_depth must be >= 1 or None, not {self.history_depth}")
+        if self.max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1, not {self.max_samples}")
+        if not 1 <= self.reader_rows <= 1024:
+            raise ValueError(f"reader_rows must be within 1..1024, not {self.reader_rows}")
+        if self.pool_slots is not None:
+            if not 1 <= self.pool_slots <= 65536:
+                raise ValueError(f"pool_slots must be within 1..65536, not {self.pool_slots}")
+            if self.pool_slots <= self.protected_slots:
+                raise ValueError(
+                    f"pool_slots={self.pool_slots} leaves no slot to loan: transient-local "
+                    f"history keeps the newest {self.protected_slots} written slots"
+                )
+
+    @property
+    def protected_slots(self) -> int:
+        """How many of the newest written slots a writer must not reuse (durability)."""
+        if self.durability is Durability.TRANSIENT_LOCAL:
+            return self.history_depth or self.max_samples
+        return 0
+
+    @property
+    def slot_count(self) -> int:
+        """The number of slots of a writer's pool."""
+        if self.pool_slots is not None:
+            return self.pool_slots
+        return self.max_samples + 1 + self.protected_slots
+
+    @property
+    def reader_depth(self) -> int | None:
+        """How many unread references a reader queues (None: all of them)."""
+        if self.history_depth is None:
+            return None
+        return max(self.history_depth, self.max_samples + 1)
+
+    @property
+    def writer_depth(self) -> int | None:
+        """How many references a writer keeps for late joiners (None: all of them)."""
+        return self.history_depth
+
+    @property
+    def reliable(self) -> bool:
+        return self.reliability is Reliability.RELIABLE

@@ -1,0 +1,291 @@
+"""DataReader, LoanedSample and SampleInfo: take read-only views of a writer's pool."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from loanbus import _advert
+from loanbus._lifetime import Closeable
+from loanbus._proc import host_identity
+from loanbus._transport import EndpointQos, RefMessage, RefReader
+from loanbus.errors import InvalidReferenceError, LoanStateError, PoolFormatError
+from loanbus.pool import ReaderPool
+from loanbus.qos import Qos
+from loanbus.topic import Topic
+
+T = TypeVar("T")
+log = logging.getLogger("loanbus")
+
+
+@dataclass(frozen=True, slots=True)
+class SampleInfo:
+    """What came with a sample: its writer's sequence number, source time and slot."""
+
+    sequence_number: int
+    source_timestamp: int
+    valid: bool
+    slot: int
+    publication_handle: int
+    reception_timestamp: int
+
+
+class LoanedSample:
+    """A taken sample: ``data`` is a read-only view of the writer's shared memory.
+
+    Use it, then ask ``reader.is_data_consistent(sample)``, then ``return_loan`` it. After
+    the return, touching ``data`` raises ``LoanStateError``.
+    """
+
+    __slots__ = ("_data", "_pool", "_reader", "_returned", "info")
+
+    def __init__(self, reader: DataReader[Any], pool: _PoolEntry, data: np.ndarray[Any, Any], info: SampleInfo) -> None:
+        self._reader = reader
+        self._pool = pool
+        self._data = data
+        self.info = info
+        self._returned = False
+
+    @property
+    def data(self) -> np.ndarray[Any, Any]:
+        if self._returned:
+            raise LoanStateError("this sample was already returned")
+        return self._data
+
+    @property
+    def returned(self) -> bool:
+        return self._returned
+
+    def __repr__(self) -> str:
+        state = "returned" if self._returned else "taken"
+        return f"LoanedSample(seq={self.info.sequence_number}, slot={self.info.slot}, {state})"
+
+
+class _PoolEntry:
+    """A mapped writer pool plus how many of our samples still point into it."""
+
+    __slots__ = ("outstanding", "pool", "retired", "row")
+
+    def __init__(self, pool: ReaderPool) -> None:
+        self.pool = pool
+        self.outstanding = 0
+        self.retired = False
+        self.row: int | None = None
+
+    def maybe_close(self) -> None:
+        if self.retired and self.outstanding == 0:
+            self.pool.close()
+
+
+@dataclass(frozen=True)
+class ReaderStatistics:
+    """A snapshot of a reader's counters (``DataReader.statistics()``)."""
+
+    taken: int
+    returned: int
+    consistency_checks: int
+    inconsistent: int
+    refused_references: int
+    unmappable_writers: int
+    mapped_pools: int
+
+
+@dataclass(frozen=True)
+class WriterMatch:
+    """A writer matched by a reader; ``shm`` says whether its pool is mapped zero-copy."""
+
+    guid: str
+    segment: str | None
+    pid: int | None
+    shm: bool
+
+
+def _release_reader(refs: RefReader, pools: dict[int, _PoolEntry]) -> None:
+    for entry in pools.values():
+        entry.pool.release_all()
+        entry.retired = True
+        entry.pool.close()
+    pools.clear()
+    refs.close()
+
+
+class DataReader(Closeable, Generic[T]):
+    """Takes references from DDS and hands out read-only views of the writers' pools."""
+
+    def __init__(self, topic: Topic[T], qos: Qos | None = None) -> None:
+        if not isinstance(topic, Topic):
+            raise TypeError(f"topic must be a Topic, not {topic!r}")
+        self.qos = qos = qos if qos is not None else Qos()
+        if not isinstance(qos, Qos):
+            raise TypeError(f"qos must be a loanbus.Qos, not {qos!r}")
+        self.topic = topic
+        self._stype = topic.shmem_type
+        self.reader_id = os.urandom(16)
+        self._host = host_identity()
+        advert = _advert.ReaderAdvert(
+            reader_id=self.reader_id.hex(), host=self._host, uid=os.getuid(), pid=os.getpid(), shm=True
+        )
+        self._refs = RefReader(
+            topic.participant.transport,
+            topic.reference_topic_name,
+            EndpointQos(
+                reliable=qos.reliable,
+                depth=qos.reader_depth,
+                transient_local=qos.protected_slots > 0,
+                max_blocking_time=qos.max_blocking_time,
+                user_data=_advert.encode_reader(advert),
+            ),
+        )
+        self._pools: dict[int, _PoolEntry] = {}
+        self._unmappable: dict[int, str] = {}
+        self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
+        self._arm(f"DataReader on {topic.name!r}", lambda r=self._refs, p=self._pools: _release_reader(r, p))
+        topic.participant._adopt(self)
+
+    # -- taking ------------------------------------------------------------------------
+
+    def take(self, max_samples: int = 16, timeout: float | None = None) -> list[LoanedSample]:
+        """Up to ``max_samples`` samples; with ``timeout`` wait that long for the first one."""
+        self._check_open()
+        if max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1, not {max_samples}")
+        refs = self._refs
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if refs.matches.dirty:
+                self._prune_writers()
+            samples = [s for s in map(self._admit, refs.take(max_samples)) if s is not None]
+            if samples or deadline is None:
+                return samples
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return samples
+            refs.wait(remaining)
+
+    def _admit(self, msg: RefMessage) -> LoanedSample | None:
+        entry = self._pools.get(msg.publication)
+        if entry is None:
+            entry = self._open_pool(msg.publication)
+            if entry is None:
+                return None
+        pool = entry.pool
+        try:
+            pool.check_reference(msg.slot, msg.seq, msg.size)
+        except InvalidReferenceError as exc:
+            self._refused += 1
+            log.warning("refused a reference: %s", exc)
+            return None
+        if self.qos.reliable and entry.row is None:
+            entry.row = pool.find_row(self.reader_id)
+        info = SampleInfo(msg.seq, msg.timestamp_ns, True, msg.slot, msg.publication, time.time_ns())
+        entry.outstanding += 1
+        self._taken += 1
+        return LoanedSample(self, entry, pool.view(msg.slot), info)
+
+    def _open_pool(self, handle: int) -> _PoolEntry | None:
+        """Map the pool of a newly seen writer; remember writers whose pool we cannot map."""
+        if handle in self._unmappable:
+            return None
+        peer = self._refs.writer_info(handle)
+        advert = _advert.decode_writer(peer.user_data) if peer is not None else None
+        reason = None
+        if advert is None:
+            reason = "the writer does not advertise a loanbus pool"
+        elif advert.host != self._host:
+            reason = f"the writer runs on another host ({advert.host})"
+        else:
+            try:
+                pool = ReaderPool(advert.segment, self._stype, writer_guid=bytes.fromhex(advert.writer_guid))
+            except (PoolFormatError, ValueError) as exc:
+                reason = str(exc)
+            else:
+                entry = _PoolEntry(pool)
+                self._pools[handle] = entry
+                return entry
+        self._unmappable[handle] = reason
+        log.warning("cannot map the pool of writer %x on %r: %s", handle, self.topic.name, reason)
+        return None
+
+    def _prune_writers(self) -> None:
+        """Retire the pools of writers that are no longer matched (closed or dead)."""
+        self._refs.matches.dirty = False
+        alive = {peer.handle for peer in self._refs.matched_writers()}
+        for handle in [h for h in self._pools if h not in alive]:
+            entry = self._pools.pop(handle)
+            entry.retired = True
+            entry.maybe_close()
+        for handle in [h for h in self._unmappable if h not in alive]:
+            del self._unmappable[handle]
+
+    # -- returning ---------------------------------------------------------------------
+
+    def is_data_consistent(self, sample: LoanedSample) -> bool:
+        """True iff the writer has not reused the sample's slot since it was written.
+
+        Ask *after* using the data: a True answer covers every byte read before it.
+        """
+        if sample._returned:
+            raise LoanStateError("this sample was already returned")
+        self._checks += 1
+        ok = sample._pool.pool.is_consistent(sample.info.slot, sample.info.sequence_number)
+        if not ok:
+            self._inconsistent += 1
+        return ok
+
+    def return_loan(self, samples: LoanedSample | Iterable[LoanedSample]) -> None:
+        """Give taken samples back; in reliable mode this lets the writer reuse their slots."""
+        self._check_open()
+        batch = [samples] if isinstance(samples, LoanedSample) else list(samples)
+        for sample in batch:
+            if not isinstance(sample, LoanedSample):
+                raise TypeError(f"expected LoanedSample, not {sample!r}")
+            if sample._reader is not self:
+                raise ValueError("this sample was taken by another DataReader")
+            if sample._returned:
+                raise LoanStateError("this sample was already returned")
+        for sample in batch:
+            sample._returned = True
+            entry = sample._pool
+            entry.outstanding -= 1
+            if self.qos.reliable:
+                entry.pool.release(sample.info.slot, sample.info.sequence_number)
+            entry.maybe_close()
+            self._returned += 1
+
+    # -- observability -----------------------------------------------------------------
+
+    def matched_writers(self) -> list[WriterMatch]:
+        """Every writer matched now, and whether its pool is mapped (zero-copy) or not."""
+        self._check_open()
+        out = []
+        for peer in self._refs.matched_writers():
+            ad = _advert.decode_writer(peer.user_data)
+            out.append(
+                WriterMatch(
+                    guid=peer.guid,
+                    segment=ad.segment if ad else None,
+                    pid=ad.pid if ad else None,
+                    shm=ad is not None and ad.host == self._host and peer.handle not in self._unmappable,
+                )
+            )
+        return out
+
+    def statistics(self) -> ReaderStatistics:
+        return ReaderStatistics(
+            taken=self._taken,
+            returned=self._returned,
+            consistency_checks=self._checks,
+            inconsistent=self._inconsistent,
+            refused_references=self._refused,
+            unmappable_writers=len(self._unmappable),
+            mapped_pools=len(self._pools),
+        )
+
+    def __repr__(self) -> str:
+        return f"DataReader({self.topic.name!r}{', closed' if self.closed else ''})"

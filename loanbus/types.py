@@ -1,0 +1,104 @@
+"""Loanable sample types: a fully qualified name plus a fixed-size little-endian numpy dtype.
+
+A type is what a :class:`~loanbus.Topic` is made of. ``ShmemType`` builds one by hand; the
+IDL compiler generates classes that carry one as ``__shmem_type__``. Both are accepted
+wherever a type is expected (see :func:`as_shmem_type`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+#: The largest sample loanbus accepts (payload bytes of one slot).
+MAX_SAMPLE_SIZE = 1 << 40
+
+
+def _canonical(dtype: np.dtype[Any]) -> tuple[Any, ...]:
+    """A byte-order-explicit, offset-explicit description of a dtype, stable across numpy versions."""
+    if dtype.fields is not None and dtype.names is not None:
+        fields = []
+        for name in dtype.names:
+            field_dtype, offset = dtype.fields[name][:2]
+            fields.append((name, offset, _canonical(field_dtype)))
+        return ("struct", dtype.itemsize, tuple(fields))
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return ("array", tuple(shape), _canonical(base))
+    return ("scalar", dtype.kind, dtype.itemsize, "<" if dtype.itemsize > 1 else "|")
+
+
+def _check_dtype(dtype: np.dtype[Any], where: str) -> None:
+    if dtype.hasobject:
+        raise ValueError(f"{where}: object fields cannot live in shared memory")
+    if dtype.fields is not None and dtype.names is not None:
+        for name in dtype.names:
+            _check_dtype(dtype.fields[name][0], f"{where}.{name}")
+    elif dtype.subdtype is not None:
+        _check_dtype(dtype.subdtype[0], where)
+    elif dtype.itemsize > 1 and dtype.byteorder == ">":
+        raise ValueError(f"{where}: big-endian fields are not loanable; use '<'")
+    elif dtype.itemsize > 1 and dtype.byteorder == "=" and not np.little_endian:
+        raise ValueError(f"{where}: native byte order is big-endian here; use '<'")
+
+
+def type_hash(type_name: str, dtype: np.dtype[Any]) -> bytes:
+    """16 bytes that change whenever the name, a field, an offset or the size changes."""
+    text = repr((type_name, _canonical(dtype))).encode()
+    return hashlib.blake2b(text, digest_size=16).digest()
+
+
+class ShmemType:
+    """A loanable type: ``ShmemType("demo::Frame", np.dtype([...]))``.
+
+    ``by_value`` is an optional by-value twin (a cyclonedds ``IdlStruct`` class) used where
+    a reader cannot map the pool.
+    """
+
+    __slots__ = ("by_value", "dtype", "name", "type_hash")
+
+    def __init__(self, name: str, dtype: Any, *, by_value: type | None = None) -> None:
+        if not isinstance(name, str) or not name or len(name.encode()) > 255:
+            raise ValueError(f"type name must be a non-empty string of at most 255 bytes: {name!r}")
+        dt = np.dtype(dtype)
+        _check_dtype(dt, name)
+        if dt.itemsize == 0:
+            raise ValueError(f"{name}: a type must have a non-zero size")
+        if dt.itemsize > MAX_SAMPLE_SIZE:
+            raise ValueError(f"{name}: {dt.itemsize} bytes exceeds the maximum sample size")
+        self.name = name
+        self.dtype: np.dtype[Any] = dt
+        self.type_hash = type_hash(name, dt)
+        self.by_value = by_value
+
+    @property
+    def itemsize(self) -> int:
+        return int(self.dtype.itemsize)
+
+    def __repr__(self) -> str:
+        return f"ShmemType({self.name!r}, itemsize={self.itemsize})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ShmemType) and other.type_hash == self.type_hash
+
+    def __hash__(self) -> int:
+        return hash(self.type_hash)
+
+
+@runtime_checkable
+class HasShmemType(Protocol):
+    """A class that carries its loanable type, as the IDL compiler's generated classes do."""
+
+    __shmem_type__: ShmemType
+
+
+def as_shmem_type(obj: object) -> ShmemType:
+    """The ShmemType behind ``obj`` (a ShmemType, or a class carrying ``__shmem_type__``)."""
+    if isinstance(obj, ShmemType):
+        return obj
+    carried = getattr(obj, "__shmem_type__", None)
+    if isinstance(carried, ShmemType):
+        return carried
+    raise TypeError(f"{obj!r} is not a loanable type (a ShmemType or a generated IDL class)")
