@@ -6,6 +6,7 @@ references ``self``) and pyzmq (a forgotten resource warns with ``ResourceWarnin
 
 from __future__ import annotations
 
+import time
 import warnings
 import weakref
 from collections.abc import Callable
@@ -18,6 +19,17 @@ from loanbus.errors import ClosedError
 def _forgotten(what: str, release: Callable[[], None]) -> None:
     warnings.warn(f"{what} was never closed; loanbus closed it", ResourceWarning, stacklevel=2)
     release()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.005) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
 
 
 class Closeable:

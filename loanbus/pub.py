@@ -12,7 +12,7 @@ import numpy as np
 
 from loanbus import _advert
 from loanbus._layout import ABI_VERSION
-from loanbus._lifetime import Closeable
+from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
 from loanbus._transport import EndpointQos, PeerInfo, RefWriter
 from loanbus.errors import LoanStateError
@@ -226,6 +226,18 @@ class DataWriter(Closeable, Generic[T]):
         for rid in local:
             self._pool.assign_row(rid)
         self._readers = local
+
+    def wait_for_readers(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until at least ``count`` readers are matched (and local ones attached)."""
+        self._check_open()
+        refs = self._refs
+        assert refs is not None
+
+        def enough() -> bool:
+            self._sync_readers()
+            return refs.matched_count() >= count
+
+        return wait_until(enough, timeout)
 
     def matched_readers(self) -> list[ReaderMatch]:
         """Every reader matched now, and whether it reads from the pool."""

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from loanbus import _advert
-from loanbus._lifetime import Closeable
+from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
 from loanbus._transport import EndpointQos, RefMessage, RefReader
 from loanbus.errors import InvalidReferenceError, LoanStateError, PoolFormatError
@@ -259,6 +259,11 @@ class DataReader(Closeable, Generic[T]):
             self._returned += 1
 
     # -- observability -----------------------------------------------------------------
+
+    def wait_for_writers(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until at least ``count`` writers are matched."""
+        self._check_open()
+        return wait_until(lambda: self._refs.matched_count() >= count, timeout)
 
     def matched_writers(self) -> list[WriterMatch]:
         """Every writer matched now, and whether its pool is mapped (zero-copy) or not."""

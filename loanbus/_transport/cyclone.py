@@ -127,33 +127,52 @@ def build_config(*, lease_duration: float) -> str:
     )
 
 
-_domains: dict[int, tuple[Domain | None, float]] = {}
+@dataclass
+class _DomainUse:
+    domain: Domain | None
+    lease: float
+    users: int = 0
+
+
+_domains: dict[int, _DomainUse] = {}
 _domains_lock = threading.Lock()
 
 
-def _ensure_domain(domain_id: int, lease_duration: float | None) -> None:
-    """Create the process's Cyclone domain once, with loanbus's configuration.
+def _acquire_domain(domain_id: int, lease_duration: float | None) -> None:
+    """Create the process's Cyclone domain with loanbus's configuration on first use.
 
-    With ``CYCLONEDDS_URI`` set, the user's configuration rules and loanbus adds nothing.
+    The domain is deleted again when its last participant closes. With ``CYCLONEDDS_URI``
+    set, the user's configuration rules and loanbus creates no domain of its own.
     """
     if not 0 <= domain_id <= 232:
         raise ValueError(f"domain_id must be within 0..232, not {domain_id}")
     env_lease = os.environ.get("LOANBUS_LEASE_DURATION")
     lease = lease_duration or (float(env_lease) if env_lease else DEFAULT_LEASE)
     with _domains_lock:
-        if domain_id in _domains:
-            existing = _domains[domain_id][1]
-            if lease_duration is not None and abs(existing - lease_duration) > 1e-9:
-                raise ValueError(
-                    f"domain {domain_id} already runs with lease_duration={existing:g} s in this "
-                    f"process; a participant cannot ask for {lease_duration:g} s"
-                )
+        use = _domains.get(domain_id)
+        if use is None:
+            domain: Domain | None = None
+            if not os.environ.get("CYCLONEDDS_URI"):
+                with _wrapped(f"create domain {domain_id}"):
+                    domain = Domain(domain_id, build_config(lease_duration=lease))
+            use = _domains[domain_id] = _DomainUse(domain, lease)
+        elif lease_duration is not None and abs(use.lease - lease_duration) > 1e-9:
+            raise ValueError(
+                f"domain {domain_id} already runs with lease_duration={use.lease:g} s in this "
+                f"process; a participant cannot ask for {lease_duration:g} s"
+            )
+        use.users += 1
+
+
+def _release_domain(domain_id: int) -> None:
+    with _domains_lock:
+        use = _domains.get(domain_id)
+        if use is None:
             return
-        domain: Domain | None = None
-        if not os.environ.get("CYCLONEDDS_URI"):
-            with _wrapped(f"create domain {domain_id}"):
-                domain = Domain(domain_id, build_config(lease_duration=lease))
-        _domains[domain_id] = (domain, lease)
+        use.users -= 1
+        if use.users <= 0:
+            del _domains[domain_id]
+            _delete(use.domain)
 
 
 # -- participant ---------------------------------------------------------------------------
@@ -165,10 +184,14 @@ class TransportParticipant:
     _dp: _Participant | None = None
 
     def __init__(self, domain_id: int, *, lease_duration: float | None = None) -> None:
-        _ensure_domain(domain_id, lease_duration)
+        _acquire_domain(domain_id, lease_duration)
         self.domain_id = domain_id
-        with _wrapped(f"create a participant in domain {domain_id}"):
-            self._dp = _Participant(domain_id)
+        try:
+            with _wrapped(f"create a participant in domain {domain_id}"):
+                self._dp = _Participant(domain_id)
+        except BaseException:
+            _release_domain(domain_id)
+            raise
         self._topics: dict[str, _Topic] = {}
 
     @property
@@ -195,6 +218,7 @@ class TransportParticipant:
                 _delete(topic)
             self._topics.clear()
             _delete(dp)
+            _release_domain(self.domain_id)
 
 
 def _qos(q: EndpointQos, *, writer: bool) -> _Qos:
@@ -288,6 +312,10 @@ class RefWriter:
                     peers.append(_peer(endpoint, handle))
         return peers
 
+    def matched_count(self) -> int:
+        with _wrapped("count matched readers"):
+            return len(self._writer().get_matched_subscriptions())
+
     def close(self) -> None:
         dw, self._dw = self._dw, None
         _delete(dw)
@@ -351,6 +379,10 @@ class RefReader:
                 if endpoint is not None:
                     peers.append(_peer(endpoint, handle))
         return peers
+
+    def matched_count(self) -> int:
+        with _wrapped("count matched writers"):
+            return len(self._reader().get_matched_publications())
 
     def writer_info(self, handle: int) -> PeerInfo | None:
         with _wrapped("look up a matched writer"):

@@ -1,0 +1,51 @@
+"""Test isolation: each test gets its own DDS domain and shm name prefix, and the session
+fails if any loanbus entry is left in /dev/shm."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+_SESSION_TAG = f"t{os.getpid()}"
+_domains = itertools.cycle(range(1, 230))
+_counter = itertools.count()
+
+
+def _leftovers() -> list[str]:
+    return sorted(n for n in os.listdir("/dev/shm") if "loanbus" in n and _SESSION_TAG in n)
+
+
+@pytest.fixture(autouse=True)
+def shm_prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A unique shm name prefix per test (inherited by child processes)."""
+    tag = f"{_SESSION_TAG}x{next(_counter)}"
+    monkeypatch.setenv("LOANBUS_SHM_PREFIX", tag)
+    yield tag
+
+
+@pytest.fixture
+def domain_id() -> int:
+    """A DDS domain of its own, so tests never see each other's entities."""
+    return next(_domains)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left = _leftovers()
+    if left:
+        session.config.stash[_LEFT] = left
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_LEFT = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    left = terminalreporter.config.stash.get(_LEFT, None)
+    if left:
+        terminalreporter.section("shared memory left behind", red=True)
+        for name in left:
+            terminalreporter.write_line(f"/dev/shm/{name}")
+        terminalreporter.write_line("FAILED: the suite left loanbus entries in /dev/shm")

@@ -1,0 +1,246 @@
+"""The public API in one process: real Cyclone DDS, real shared memory."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import loanbus
+from tests.helpers import FRAME, SMALL
+
+BE1 = loanbus.Qos(reliability=loanbus.Reliability.BEST_EFFORT, max_samples=1)
+
+
+@pytest.fixture
+def dp(domain_id: int) -> Iterator[loanbus.DomainParticipant]:
+    with loanbus.DomainParticipant(domain_id=domain_id) as participant:
+        yield participant
+
+
+def _pair(dp: loanbus.DomainParticipant, qos: loanbus.Qos = BE1, stype: loanbus.ShmemType = SMALL):
+    topic = loanbus.Topic(dp, "api", stype)
+    writer = loanbus.DataWriter(topic, qos=qos)
+    reader = loanbus.DataReader(topic, qos=qos)
+    assert writer.wait_for_readers(1, timeout=10) and reader.wait_for_writers(1, timeout=10)
+    return writer, reader
+
+
+def test_the_issue_example_runs_as_written(dp: loanbus.DomainParticipant) -> None:
+    topic = loanbus.Topic(dp, "frames", FRAME)
+    writer = loanbus.DataWriter(topic, qos=BE1)
+    reader = loanbus.DataReader(topic, qos=BE1)
+    assert writer.wait_for_readers(1, timeout=10)
+    loan = writer.get_loan()
+    assert loan.data.shape == () and loan.data["pixels"].shape == (1080, 1920, 3)
+    loan.data["seq"] = 10000
+    loan.data["pixels"][0, 0] = (1, 2, 3)
+    writer.write(loan)
+    with pytest.raises(loanbus.LoanStateError):
+        loan.data["seq"] = 1
+    samples = reader.take(max_samples=8, timeout=5.0)
+    assert len(samples) == 1
+    s = samples[0]
+    assert int(s.data["seq"]) == 10000 and tuple(s.data["pixels"][0, 0]) == (1, 2, 3)
+    assert s.info.sequence_number == 1 and s.info.valid
+    assert abs(s.info.source_timestamp - time.time_ns()) < 60e9
+    assert reader.is_data_consistent(s)
+    reader.return_loan(samples)
+
+
+def test_the_reference_scenario_reports_the_overwritten_sample(dp: loanbus.DomainParticipant) -> None:
+    writer, reader = _pair(dp)
+    loan1 = writer.get_loan()
+    loan1.data["value"] = 10000
+    writer.write(loan1)
+    loan2 = writer.get_loan()
+    loan2.data["value"] = 20000
+    writer.write(loan2)
+    samples = reader.take(max_samples=8, timeout=5.0)
+    while len(samples) < 2:
+        more = reader.take(max_samples=8, timeout=5.0)
+        assert more, "the second sample never arrived"
+        samples += more
+    first, second = samples
+    assert int(first.data["value"]) == 10000
+    loan3 = writer.get_loan()
+    assert loan3.slot == loan1.slot  # slot 1 again: the oldest written one
+    loan3.data["value"] = 999
+    assert int(first.data["value"]) == 999  # the same RAM: the overwrite shows
+    assert reader.is_data_consistent(first) is False
+    assert reader.is_data_consistent(second) is True
+    reader.return_loan(samples)
+    writer.discard_loan(loan3)
+    assert reader.statistics().inconsistent == 1
+
+
+def test_samples_are_views_of_the_writers_memory_not_copies(dp: loanbus.DomainParticipant) -> None:
+    writer, reader = _pair(dp)
+    loan = writer.get_loan()
+    waddr = loan.data.__array_interface__["data"][0]
+    writer.write(loan)
+    (sample,) = reader.take(timeout=5.0)
+    with pytest.raises(ValueError, match="read-only"):
+        sample.data["value"] = 1
+    # Same segment, same offset: the reader's view starts at the same offset of the pool.
+    assert sample.data.nbytes == SMALL.itemsize and not sample.data.flags.owndata
+    assert waddr != 0
+    reader.return_loan(sample)
+
+
+def test_get_loan_fails_when_every_slot_is_on_loan(dp: loanbus.DomainParticipant) -> None:
+    writer, _ = _pair(dp)
+    writer.get_loan()
+    writer.get_loan()
+    with pytest.raises(loanbus.LoanError, match="every slot"):
+        writer.get_loan()
+
+
+def test_a_discarded_loan_is_never_delivered_and_cannot_be_used(dp: loanbus.DomainParticipant) -> None:
+    writer, reader = _pair(dp)
+    loan = writer.get_loan()
+    writer.discard_loan(loan)
+    with pytest.raises(loanbus.LoanStateError):
+        loan.data
+    with pytest.raises(loanbus.LoanStateError):
+        writer.write(loan)
+    with pytest.raises(loanbus.LoanStateError):
+        writer.discard_loan(loan)
+    assert reader.take(timeout=0.3) == []
+
+
+def test_writing_a_loan_twice_raises(dp: loanbus.DomainParticipant) -> None:
+    writer, _ = _pair(dp)
+    loan = writer.get_loan()
+    writer.write(loan)
+    with pytest.raises(loanbus.LoanStateError, match="already written"):
+        writer.write(loan)
+
+
+def test_a_returned_sample_cannot_be_used(dp: loanbus.DomainParticipant) -> None:
+    writer, reader = _pair(dp)
+    writer.write(writer.get_loan())
+    (sample,) = reader.take(timeout=5.0)
+    reader.return_loan(sample)
+    with pytest.raises(loanbus.LoanStateError):
+        sample.data
+    with pytest.raises(loanbus.LoanStateError):
+        reader.is_data_consistent(sample)
+    with pytest.raises(loanbus.LoanStateError):
+        reader.return_loan([sample])
+
+
+def test_take_without_data_returns_an_empty_list_at_once(dp: loanbus.DomainParticipant) -> None:
+    _, reader = _pair(dp)
+    started = time.monotonic()
+    assert reader.take() == []
+    assert time.monotonic() - started < 1.0
+
+
+def test_take_with_a_timeout_blocks_until_data_arrives(dp: loanbus.DomainParticipant) -> None:
+    import threading
+
+    writer, reader = _pair(dp)
+
+    def later() -> None:
+        time.sleep(0.3)
+        loan = writer.get_loan()
+        loan.data["value"] = 42
+        writer.write(loan)
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    started = time.monotonic()
+    samples = reader.take(timeout=20.0)
+    elapsed = time.monotonic() - started
+    thread.join()
+    assert [int(s.data["value"]) for s in samples] == [42]
+    assert elapsed >= 0.2  # it really waited for the write
+    reader.return_loan(samples)
+
+
+def test_take_with_a_timeout_returns_empty_after_the_timeout(dp: loanbus.DomainParticipant) -> None:
+    _, reader = _pair(dp)
+    started = time.monotonic()
+    assert reader.take(timeout=0.3) == []
+    assert time.monotonic() - started >= 0.25
+
+
+def test_closed_entities_refuse_to_work(dp: loanbus.DomainParticipant) -> None:
+    writer, reader = _pair(dp)
+    loan = writer.get_loan()
+    segment = writer.segment_name
+    writer.close()
+    writer.close()  # idempotent
+    with pytest.raises(loanbus.ClosedError):
+        writer.get_loan()
+    with pytest.raises(loanbus.LoanStateError):
+        loan.data
+    assert not os.path.exists("/dev/shm" + segment)
+    reader.close()
+    with pytest.raises(loanbus.ClosedError):
+        reader.take()
+
+
+def test_closing_the_participant_closes_its_writers_and_readers(domain_id: int) -> None:
+    dp = loanbus.DomainParticipant(domain_id=domain_id)
+    topic = loanbus.Topic(dp, "api", SMALL)
+    writer = loanbus.DataWriter(topic)
+    reader = loanbus.DataReader(topic)
+    dp.close()
+    assert writer.closed and reader.closed and dp.closed
+    assert not os.path.exists("/dev/shm" + writer.segment_name)
+
+
+def test_a_forgotten_writer_warns_and_releases_its_pool(domain_id: int) -> None:
+    import gc
+
+    with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+        writer = loanbus.DataWriter(loanbus.Topic(dp, "api", SMALL))
+        segment = writer.segment_name
+        with pytest.warns(ResourceWarning, match="never closed"):
+            del writer
+            gc.collect()
+        assert not os.path.exists("/dev/shm" + segment)
+
+
+def test_bad_arguments_are_type_and_value_errors(dp: loanbus.DomainParticipant) -> None:
+    with pytest.raises(ValueError):
+        loanbus.Topic(dp, "bad name!", SMALL)
+    with pytest.raises(TypeError):
+        loanbus.Topic(dp, "ok", np.dtype("u1"))
+    with pytest.raises(ValueError):
+        loanbus.Qos(max_samples=0)
+    with pytest.raises(ValueError):
+        loanbus.ShmemType("x::Y", np.dtype([("a", ">u4")]))
+    with pytest.raises(ValueError):
+        loanbus.ShmemType("x::Y", np.dtype([("a", "O")]))
+    writer, reader = _pair(dp)
+    with pytest.raises(TypeError):
+        writer.write("not a loan")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        reader.take(max_samples=0)
+
+
+def test_every_error_derives_from_one_root() -> None:
+    for name in loanbus.__all__:
+        obj = getattr(loanbus, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, loanbus.LoanbusError), name
+            assert name.endswith("Error"), name
+    assert issubclass(loanbus.LoanTimeoutError, TimeoutError)
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert set(loanbus.__all__) == {
+        "BrokenError", "ClosedError", "DataReader", "DataWriter", "DomainParticipant",
+        "Durability", "InvalidReferenceError", "Loan", "LoanError", "LoanStateError",
+        "LoanTimeoutError", "LoanbusError", "LoanedSample", "PoolFormatError", "Qos",
+        "ReaderMatch", "ReaderStatistics", "Reliability", "SampleInfo", "ShmemType", "Topic",
+        "TransportError", "WriterMatch", "WriterStatistics", "__version__",
+    }
+    for name in loanbus.__all__:
+        assert hasattr(loanbus, name)
