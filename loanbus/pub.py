@@ -15,7 +15,7 @@ from loanbus._layout import ABI_VERSION
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
 from loanbus._transport import EndpointQos, PeerInfo, RefWriter
-from loanbus.errors import LoanStateError
+from loanbus.errors import LoanStateError, LoanTimeoutError
 from loanbus.pool import WriterPool, segment_name
 from loanbus.qos import Qos
 from loanbus.topic import Topic
@@ -156,12 +156,20 @@ class DataWriter(Closeable, Generic[T]):
 
     # -- the loan cycle ----------------------------------------------------------------
 
-    def get_loan(self) -> Loan:
-        """A slot of the pool, stamped with a fresh sequence number, to fill in place."""
+    def get_loan(self, timeout: float | None = None) -> Loan:
+        """A slot of the pool, stamped with a fresh sequence number, to fill in place.
+
+        Reliable writers wait up to ``timeout`` seconds (default ``qos.max_blocking_time``)
+        for readers to return slots, then raise ``LoanTimeoutError`` naming the holders.
+        """
         self._check_open()
         pool = self._pool
         if self.qos.reliable:
-            slot = pool.acquire(self.qos.max_blocking_time, before_try=self._sync_readers)
+            wait = self.qos.max_blocking_time if timeout is None else timeout
+            try:
+                slot = pool.acquire(wait, before_try=self._sync_readers)
+            except LoanTimeoutError as exc:
+                raise LoanTimeoutError(self._describe_holders(exc), exc.holders) from None
         else:
             self._sync_readers()
             slot = pool.try_acquire()
@@ -238,6 +246,17 @@ class DataWriter(Closeable, Generic[T]):
             return refs.matched_count() >= count
 
         return wait_until(enough, timeout)
+
+    def _describe_holders(self, exc: LoanTimeoutError) -> str:
+        names = []
+        for rid in exc.holders:
+            peer = self._readers.get(bytes.fromhex(rid))
+            ad = _advert.decode_reader(peer.user_data) if peer is not None else None
+            names.append(f"{rid} (pid {ad.pid}, {peer.guid})" if ad and peer else rid)
+        return (
+            f"get_loan() on {self.topic.name!r} timed out: every reusable slot is held by "
+            f"reader(s) {', '.join(names)}"
+        )
 
     def matched_readers(self) -> list[ReaderMatch]:
         """Every reader matched now, and whether it reads from the pool."""
