@@ -1,5 +1,6 @@
 """loanbus: zero-copy publish/subscribe of large samples over POSIX shared memory."""
 
+from loanbus.domain import DomainParticipant
 from loanbus.errors import (
     BrokenError,
     ClosedError,
@@ -11,7 +12,6 @@ from loanbus.errors import (
     PoolFormatError,
     TransportError,
 )
-from loanbus.domain import DomainParticipant
 from loanbus.pub import DataWriter, Loan, ReaderMatch, WriterStatistics
 from loanbus.qos import Durability, Qos, Reliability
 from loanbus.sub import DataReader, LoanedSample, ReaderStatistics, SampleInfo, WriterMatch

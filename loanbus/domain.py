@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from functools import partial
 from typing import Protocol
 
 from loanbus._lifetime import Closeable
@@ -34,7 +35,9 @@ class DomainParticipant(Closeable):
         self.domain_id = domain_id
         self._transport = TransportParticipant(domain_id, lease_duration=lease_duration)
         self._children: weakref.WeakSet[_Child] = weakref.WeakSet()
-        self._arm(f"DomainParticipant({domain_id})", lambda t=self._transport, c=self._children: _release_participant(t, c))
+        self._arm(
+            f"DomainParticipant({domain_id})", partial(_release_participant, self._transport, self._children)
+        )
 
     @property
     def transport(self) -> TransportParticipant:

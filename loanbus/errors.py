@@ -51,6 +51,7 @@ class InvalidReferenceError(LoanbusError):
 class TransportError(LoanbusError):
     """Cyclone DDS refused an operation; the ``DDSException`` is the ``__cause__``."""
 
+
 __all__ = [
     "BrokenError",
     "ClosedError",

@@ -360,9 +360,14 @@ class ReaderPool:
             self.layout = layout = header.layout
             mm = seg.mapping
             self._header = _u64_view(mm, 0, (L.HEADER_SIZE // 8,), writable=False)
-            self._slots = _u64_view(mm, layout.slot_table_offset, (layout.slot_count, L.SLOT_WORDS), writable=False)
+            self._slots = _u64_view(
+                mm, layout.slot_table_offset, (layout.slot_count, L.SLOT_WORDS), writable=False
+            )
             self._owners = np.frombuffer(
-                mm, dtype=np.uint8, count=layout.reader_rows * L.OWNER_RECORD_SIZE, offset=layout.owner_table_offset
+                mm,
+                dtype=np.uint8,
+                count=layout.reader_rows * L.OWNER_RECORD_SIZE,
+                offset=layout.owner_table_offset,
             ).reshape(layout.reader_rows, L.OWNER_RECORD_SIZE)
             self._slot_seq = self._slots[:, L.SLOT_SEQ]
             self._payloads: list[np.ndarray[Any, Any] | None] = [None] * layout.slot_count
@@ -372,6 +377,7 @@ class ReaderPool:
             self.close()
             raise
         self._row: np.ndarray[Any, Any] | None = None
+        self._row_index: int | None = None
 
     def check_reference(self, slot: int, seq: int, size: int) -> None:
         """Refuse a reference that cannot be valid, before anything is read through it."""
@@ -380,9 +386,7 @@ class ReaderPool:
                 f"pool {self.name}: slot {slot} outside 0..{self.layout.slot_count - 1}"
             )
         if not 0 < size <= self.layout.sample_size:
-            raise InvalidReferenceError(
-                f"pool {self.name}: size {size} outside 1..{self.layout.sample_size}"
-            )
+            raise InvalidReferenceError(f"pool {self.name}: size {size} outside 1..{self.layout.sample_size}")
         if seq <= 0 or seq > int(self._slot_seq[slot]):
             raise InvalidReferenceError(
                 f"pool {self.name}: sequence number {seq} of slot {slot} was never issued"
@@ -409,7 +413,7 @@ class ReaderPool:
 
     def find_row(self, reader_id: bytes) -> int | None:
         """Our hold row, once the writer assigned one; mapped writable on first sight."""
-        if self._row is not None:
+        if self._row_index is not None:
             return self._row_index
         wanted = np.frombuffer(reader_id, dtype=np.uint8)
         matches = np.nonzero((self._owners[:, :16] == wanted).all(axis=1))[0]

@@ -6,6 +6,7 @@ import os
 import time
 import weakref
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -147,7 +148,7 @@ class DataWriter(Closeable, Generic[T]):
         except BaseException:
             pool.close()
             raise
-        self._arm(f"DataWriter on {topic.name!r}", lambda r=self._refs, p=pool: _release_writer(r, p))
+        self._arm(f"DataWriter on {topic.name!r}", partial(_release_writer, self._refs, pool))
         self._loans: weakref.WeakSet[Loan] = weakref.WeakSet()
         self._readers: dict[bytes, PeerInfo] = {}
         self._matched = 0
@@ -172,8 +173,9 @@ class DataWriter(Closeable, Generic[T]):
                 raise LoanTimeoutError(self._describe_holders(exc), exc.holders) from None
         else:
             self._sync_readers()
-            slot = pool.try_acquire()
-            assert slot is not None
+            maybe = pool.try_acquire()
+            assert maybe is not None  # best effort never waits
+            slot = maybe
         loan = Loan(self, slot, pool.slot_sequence(slot), pool.payload(slot))
         self._loans.add(loan)
         return loan

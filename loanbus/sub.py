@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -45,7 +46,9 @@ class LoanedSample:
 
     __slots__ = ("_data", "_pool", "_reader", "_returned", "info")
 
-    def __init__(self, reader: DataReader[Any], pool: _PoolEntry, data: np.ndarray[Any, Any], info: SampleInfo) -> None:
+    def __init__(
+        self, reader: DataReader[Any], pool: _PoolEntry, data: np.ndarray[Any, Any], info: SampleInfo
+    ) -> None:
         self._reader = reader
         self._pool = pool
         self._data = data
@@ -145,7 +148,7 @@ class DataReader(Closeable, Generic[T]):
         self._pools: dict[int, _PoolEntry] = {}
         self._unmappable: dict[int, str] = {}
         self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
-        self._arm(f"DataReader on {topic.name!r}", lambda r=self._refs, p=self._pools: _release_reader(r, p))
+        self._arm(f"DataReader on {topic.name!r}", partial(_release_reader, self._refs, self._pools))
         topic.participant._adopt(self)
 
     # -- taking ------------------------------------------------------------------------

@@ -15,10 +15,10 @@ import loanbus
 
 CTX = mp.get_context("spawn")
 
-FRAME = loanbus.ShmemType(
-    "test::Frame", np.dtype([("seq", "<u8"), ("pixels", "u1", (1080, 1920, 3))])
+FRAME = loanbus.ShmemType("test::Frame", np.dtype([("seq", "<u8"), ("pixels", "u1", (1080, 1920, 3))]))
+SMALL = loanbus.ShmemType(
+    "test::Small", np.dtype([("seq", "<u8"), ("value", "<i8"), ("blob", "u1", (4096,))])
 )
-SMALL = loanbus.ShmemType("test::Small", np.dtype([("seq", "<u8"), ("value", "<i8"), ("blob", "u1", (4096,))]))
 
 FRAME_BYTES = 1080 * 1920 * 3
 

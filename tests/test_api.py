@@ -236,11 +236,31 @@ def test_every_error_derives_from_one_root() -> None:
 
 def test_the_public_names_are_pinned() -> None:
     assert set(loanbus.__all__) == {
-        "BrokenError", "ClosedError", "DataReader", "DataWriter", "DomainParticipant",
-        "Durability", "InvalidReferenceError", "Loan", "LoanError", "LoanStateError",
-        "LoanTimeoutError", "LoanbusError", "LoanedSample", "PoolFormatError", "Qos",
-        "ReaderMatch", "ReaderStatistics", "Reliability", "SampleInfo", "ShmemType", "Topic",
-        "TransportError", "WriterMatch", "WriterStatistics", "__version__",
+        "BrokenError",
+        "ClosedError",
+        "DataReader",
+        "DataWriter",
+        "DomainParticipant",
+        "Durability",
+        "InvalidReferenceError",
+        "Loan",
+        "LoanError",
+        "LoanStateError",
+        "LoanTimeoutError",
+        "LoanbusError",
+        "LoanedSample",
+        "PoolFormatError",
+        "Qos",
+        "ReaderMatch",
+        "ReaderStatistics",
+        "Reliability",
+        "SampleInfo",
+        "ShmemType",
+        "Topic",
+        "TransportError",
+        "WriterMatch",
+        "WriterStatistics",
+        "__version__",
     }
     for name in loanbus.__all__:
         assert hasattr(loanbus, name)

@@ -188,7 +188,7 @@ def test_a_pool_is_shared_with_another_process_without_dds() -> None:
         for value in (11, 22, 33):
             slot, seq = _write(writer, value)
             refs.append((slot, seq, value))
-        stale_slot, stale_seq, _ = refs[0]
+        stale_slot = refs[0][0]
         writer.try_acquire()  # free slot 3
         reused = writer.try_acquire()  # reuses the oldest: the first written
         assert reused == stale_slot

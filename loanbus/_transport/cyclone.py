@@ -19,8 +19,17 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from cyclonedds.core import DDSException, Entity, InstanceState, Listener, ReadCondition
-from cyclonedds.core import SampleState, ViewState, WaitSet
+from cyclonedds._clayer import ddspy_take, ddspy_write_ts
+from cyclonedds.core import (
+    DDSException,
+    Entity,
+    InstanceState,
+    Listener,
+    ReadCondition,
+    SampleState,
+    ViewState,
+    WaitSet,
+)
 from cyclonedds.domain import Domain
 from cyclonedds.domain import DomainParticipant as _Participant
 from cyclonedds.idl import IdlStruct
@@ -32,7 +41,6 @@ from cyclonedds.sub import DataReader as _Reader
 from cyclonedds.topic import Topic as _Topic
 from cyclonedds.util import duration
 
-from cyclonedds._clayer import ddspy_take, ddspy_write_ts
 from loanbus.errors import TransportError
 
 
@@ -284,8 +292,12 @@ class RefWriter:
         self.matches = _MatchFlag(on_match_change)
         listener = Listener(on_publication_matched=self.matches)
         with _wrapped(f"create a writer on {topic_name!r}"):
-            self._dw = _Writer(participant._participant(), participant.ref_topic(topic_name),
-                               qos=_qos(qos, writer=True), listener=listener)
+            self._dw = _Writer(
+                participant._participant(),
+                participant.ref_topic(topic_name),
+                qos=_qos(qos, writer=True),
+                listener=listener,
+            )
         self._ref = self._dw._ref
 
     @property
@@ -336,8 +348,9 @@ class RefReader:
         listener = Listener(on_subscription_matched=self.matches)
         dp = participant._participant()
         with _wrapped(f"create a reader on {topic_name!r}"):
-            self._dr = _Reader(dp, participant.ref_topic(topic_name), qos=_qos(qos, writer=False),
-                               listener=listener)
+            self._dr = _Reader(
+                dp, participant.ref_topic(topic_name), qos=_qos(qos, writer=False), listener=listener
+            )
             self._condition = ReadCondition(self._dr, _ANY)
             self._waitset = WaitSet(dp)
             self._waitset.attach(self._condition)

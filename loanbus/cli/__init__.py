@@ -1,0 +1,1 @@
+"""The ``loanbus`` command line."""

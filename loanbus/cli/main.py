@@ -1,0 +1,45 @@
+"""``loanbus``: one command with subcommands (demo, ls, clean, idlc, ...)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any, NoReturn
+
+import rich_click as click
+
+from loanbus import __version__
+from loanbus.cli.demo import demo
+from loanbus.cli.pools import clean, ls
+
+
+def _terminate(signum: int, _frame: Any) -> NoReturn:
+    # Turn SIGTERM into SystemExit so that context managers close pools and unlink segments.
+    raise SystemExit(128 + signum)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="loanbus")
+def cli() -> None:
+    """loanbus: zero-copy publish/subscribe over shared memory, with Cyclone DDS."""
+
+
+cli.add_command(demo)
+cli.add_command(ls)
+cli.add_command(clean)
+
+try:
+    from loanbus.cli.idlc import idlc  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - only while the compiler is being built
+    pass
+else:
+    cli.add_command(idlc)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(cli())
+
+
+if __name__ == "__main__":
+    main()

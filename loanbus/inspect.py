@@ -1,0 +1,119 @@
+"""What is in /dev/shm: loanbus pools, their owners, whether those live, and leftovers.
+
+Used by ``loanbus ls`` and ``loanbus clean``; reads headers without mapping payloads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from loanbus import _layout as L
+from loanbus._proc import process_alive
+from loanbus._shm import SHM_DIR, unlink_segment, unlink_semaphore, writer_alive_by_lock
+from loanbus.pool import semaphore_name
+
+_SEM_PREFIX = "sem."
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    """One segment (or orphan semaphore) found in /dev/shm."""
+
+    name: str
+    size: int
+    alive: bool
+    type_name: str | None = None
+    slot_count: int | None = None
+    held_slots: int | None = None
+    writer_pid: int | None = None
+    state: str | None = None
+    problem: str | None = None
+    semaphore_only: bool = False
+
+
+def _read(path: str, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
+
+
+def describe(name: str) -> PoolEntry:
+    """Read one segment's header (and hold table) from /dev/shm without mapping it."""
+    path = os.path.join(SHM_DIR, name)
+    shm_name = "/" + name
+    try:
+        size = os.stat(path, follow_symlinks=False).st_size
+        raw = _read(path, L.HEADER_SIZE)
+        header = L.decode_header(raw, size)
+    except (OSError, L.HeaderError) as exc:
+        lock = writer_alive_by_lock(shm_name)
+        return PoolEntry(shm_name, 0 if isinstance(exc, OSError) else size, bool(lock), problem=str(exc))
+    lay = header.layout
+    alive_pid = process_alive(header.writer_pid, header.writer_start_time)
+    alive = alive_pid and writer_alive_by_lock(shm_name) is not False
+    held = None
+    try:
+        holds = np.frombuffer(
+            _read_region(path, lay.hold_table_offset, lay.reader_rows * lay.hold_row_stride), dtype="<u8"
+        ).reshape(lay.reader_rows, -1)[:, : lay.slot_count]
+        held = int(np.count_nonzero(holds.any(axis=0)))
+    except (OSError, ValueError):
+        pass
+    return PoolEntry(
+        name=shm_name,
+        size=size,
+        alive=bool(alive) and header.state != L.SegmentState.CLOSED,
+        type_name=header.type_name,
+        slot_count=lay.slot_count,
+        held_slots=held,
+        writer_pid=header.writer_pid,
+        state=L.SegmentState(header.state).name,
+    )
+
+
+def _read_region(path: str, offset: int, length: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+
+
+def list_pools(prefix: str = "loanbus") -> list[PoolEntry]:
+    """Every loanbus segment, plus semaphores whose segment is gone."""
+    try:
+        names = sorted(os.listdir(SHM_DIR))
+    except OSError:
+        return []
+    entries = [describe(n) for n in names if n.startswith(prefix)]
+    segments = {e.name for e in entries}
+    for n in names:
+        if n.startswith(_SEM_PREFIX + prefix):
+            sem = "/" + n[len(_SEM_PREFIX) :]
+            if not any(semaphore_name(seg) == sem for seg in segments):
+                entries.append(
+                    PoolEntry(sem, 0, False, problem="semaphore without a pool", semaphore_only=True)
+                )
+    return entries
+
+
+def remove_pool(entry: PoolEntry) -> list[str]:
+    """Unlink a dead pool's segment and semaphore; returns what was removed."""
+    removed = []
+    if entry.semaphore_only:
+        if unlink_semaphore(entry.name):
+            removed.append(entry.name)
+        return removed
+    if unlink_segment(entry.name):
+        removed.append(entry.name)
+    if unlink_semaphore(semaphore_name(entry.name)):
+        removed.append(semaphore_name(entry.name))
+    return removed
+
+
+__all__ = ["PoolEntry", "describe", "list_pools", "remove_pool"]
