@@ -1,0 +1,51 @@
+"""IDL errors: one position, one message, rendered the way compilers do.
+
+``file:line:column: message`` on the first line, then the offending source line and a caret
+under the column, so that editors can jump to it and people can see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loanbus.errors import LoanbusError
+
+
+@dataclass(frozen=True)
+class Pos:
+    """A place in an IDL file: 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class IdlError(LoanbusError):
+    """An IDL file loanbus refuses; ``pos`` says where and ``message`` says why."""
+
+    def __init__(self, pos: Pos, message: str, line_text: str | None = None) -> None:
+        super().__init__(f"{pos}: {message}")
+        self.pos = pos
+        self.message = message
+        self.line_text = line_text
+
+    def with_source(self, text: str) -> IdlError:
+        """The same error carrying its source line (``text`` is the whole file)."""
+        lines = text.splitlines()
+        line = lines[self.pos.line - 1] if 0 < self.pos.line <= len(lines) else None
+        return IdlError(self.pos, self.message, line)
+
+    def render(self) -> str:
+        """The full report: location and message, then the line and a caret."""
+        head = f"{self.pos}: {self.message}"
+        if self.line_text is None:
+            return head
+        # Keep tabs in the caret line so the caret sits under the column in any terminal.
+        prefix = "".join(c if c == "\t" else " " for c in self.line_text[: self.pos.column - 1])
+        return f"{head}\n{self.line_text}\n{prefix}^"
+
+    def __str__(self) -> str:
+        return self.render()
