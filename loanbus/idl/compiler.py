@@ -12,7 +12,8 @@ from pathlib import Path
 from types import ModuleType
 
 from loanbus.idl.checker import check
-from loanbus.idl.gen_python import generate
+from loanbus.idl import gen_c, gen_example
+from loanbus.idl.gen_python import generate, generated_names
 from loanbus.idl.model import Spec
 
 _counter = itertools.count(1)
@@ -43,7 +44,7 @@ def execute(spec: Spec, path: str) -> ModuleType:
     module.__file__ = filename
     sys.modules[name] = module
     try:
-        exec(compile(source, filename, "exec"), module.__dict__)
+        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
     except BaseException:
         del sys.modules[name]
         raise
@@ -59,3 +60,26 @@ def write_python(spec: Spec, path: str, outdir: Path) -> list[Path]:
     typed = package / "py.typed"
     typed.write_text("")
     return [init, typed]
+
+
+def write_c(spec: Spec, path: str, outdir: Path) -> list[Path]:
+    """``OUTDIR/<stem>.h``: the IDL types and the pool ABI for C programs."""
+    stem = package_name(path)
+    header = outdir / f"{stem}.h"
+    outdir.mkdir(parents=True, exist_ok=True)
+    header.write_text(gen_c.generate(spec, path, f"LOANBUS_IDL_{stem.upper()}_H"))
+    return [header]
+
+
+def write_examples(spec: Spec, path: str, outdir: Path) -> list[Path]:
+    """``OUTDIR/publisher.py`` and ``OUTDIR/subscriber.py`` beside the generated package."""
+    if not spec.loanable:
+        return []
+    names = generated_names(spec)
+    package = package_name(path)
+    written = []
+    for name, make in (("publisher", gen_example.publisher), ("subscriber", gen_example.subscriber)):
+        target = outdir / f"{name}.py"
+        target.write_text(make(spec, path, package, names))
+        written.append(target)
+    return written

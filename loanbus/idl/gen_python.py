@@ -8,6 +8,7 @@ The module imports numpy, cyclonedds and ``loanbus.idl.runtime``; it passes ``ru
 from __future__ import annotations
 
 import keyword
+import re
 
 from loanbus.idl.model import (
     PRIMITIVES,
@@ -43,9 +44,11 @@ def enum_member(name: str) -> str:
     return name + "_" if keyword.iskeyword(name) else name
 
 
-def _isort_key(name: str) -> tuple[int, str]:
-    """ruff's ``__all__`` order: CONSTANTS, then Classes, then the rest."""
-    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+def _isort_key(name: str) -> tuple[int, list[tuple[int, str]]]:
+    """ruff's ``__all__`` order: CONSTANTS, then Classes, then the rest, each in natural order."""
+    group = 0 if len(name) > 1 and name.isupper() else 1 if name[0].isupper() else 2
+    parts = re.split(r"(\d+)", name)
+    return group, [(int(p), "") if p.isdigit() else (-1, p) for p in parts if p]
 
 
 def _noqa(attr: str) -> str:
@@ -290,3 +293,8 @@ class _Generator:
 def generate(spec: Spec, source: str) -> str:
     """The Python module for ``spec``; ``source`` is the IDL path named in its header."""
     return _Generator(spec, source).module()
+
+
+def generated_names(spec: Spec) -> dict[int, str]:
+    """``id(declaration) -> name`` in the generated module (for code that imports it)."""
+    return dict(_Generator(spec, "").names)

@@ -113,8 +113,14 @@ _PRIMITIVES = {
 
 
 def _check_ident(token: Token) -> Token:
-    """Lexer callback: refuse a word the moment it is read, with the reason."""
+    """Lexer callback: refuse a word the moment it is read, with the reason.
+
+    A leading ``_`` escapes an identifier (IDL 4.2, 7.2.3.1): ``_sequence`` names a member
+    ``sequence``; the underscore is dropped and the word is not checked.
+    """
     word = str(token)
+    if word.startswith("_") and len(word) > 1:
+        return Token.new_borrow_pos(token.type, word[1:], token)
     if word in UNSUPPORTED_WORDS:
         raise IdlError(_pos_of(token), UNSUPPORTED_WORDS[word])
     if word in RESERVED_WORDS:
