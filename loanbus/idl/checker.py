@@ -55,6 +55,10 @@ def _what(symbol: _Symbol) -> str:
     }[type(symbol)]
 
 
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
 def _pos(symbol: _Symbol) -> Pos:
     if isinstance(symbol, consts.EnumValue):
         return symbol.enum.enumerator_pos[symbol.name]
@@ -98,7 +102,7 @@ class Checker:
 
     def _include(self, inc: ast.Include, scope: tuple[str, ...]) -> None:
         here = Path(inc.pos.file).parent
-        candidates = ([] if inc.system else [here]) + self.include_dirs
+        candidates = list(dict.fromkeys(([] if inc.system else [here]) + self.include_dirs))
         for directory in candidates:
             path = directory / inc.path
             if path.is_file():
@@ -142,7 +146,7 @@ class Checker:
         ):
             return  # a forward declaration and its definition
         raise IdlError(
-            pos, f"duplicate name '{name}': already declared as a {_what(existing)} at {_pos(existing)}"
+            pos, f"duplicate name '{name}': already declared as {_a(_what(existing))} at {_pos(existing)}"
         )
 
     def _lookup(self, name: ast.ScopedName, scope: tuple[str, ...]) -> _Symbol:
@@ -170,7 +174,7 @@ class Checker:
             return value
         if isinstance(symbol, consts.EnumValue):
             return symbol
-        raise IdlError(ref.pos, f"'{ref.name}' is a {_what(symbol)}, not a constant")
+        raise IdlError(ref.pos, f"'{ref.name}' is {_a(_what(symbol))}, not a constant")
 
     # ------------------------------------------------------------ definitions
 
@@ -277,7 +281,7 @@ class Checker:
             return symbol.type
         if isinstance(symbol, (StructDef, EnumDef)):
             return symbol
-        raise IdlError(spec.pos, f"'{spec.name}' is a {_what(symbol)}, not a type")
+        raise IdlError(spec.pos, f"'{spec.name}' is {_a(_what(symbol))}, not a type")
 
     def _bound(self, expr: ast.Expr | None, scope: tuple[str, ...], what: str) -> int | None:
         if expr is None:

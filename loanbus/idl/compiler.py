@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from loanbus.idl.checker import check
 from loanbus.idl import gen_c, gen_example
+from loanbus.idl.checker import check
 from loanbus.idl.gen_python import generate, generated_names
 from loanbus.idl.model import Spec
 

@@ -30,7 +30,7 @@ from loanbus.idl.model import (
     integer_range,
     is_fixed,
 )
-from loanbus.idl.names import c_member, c_name
+from loanbus.idl.names import c_member, c_members, c_name
 from loanbus.idl.runtime import type_hash
 
 _C_WORD = {"B": "uint8_t", "H": "uint16_t", "I": "uint32_t", "Q": "uint64_t"}
@@ -148,7 +148,7 @@ def pool_abi() -> list[str]:
     out += ["typedef struct loanbus_header {", *_indent(members), "} loanbus_header;"]
     checks = [("sizeof(loanbus_header)", L.HEADER_SIZE)]
     checks += [(f"offsetof(loanbus_header, {n})", o) for o, n, _ in sorted(words)]
-    out += _asserts("loanbus_header", checks) + [""]
+    out += [*_asserts("loanbus_header", checks), ""]
 
     # Slot record: named 64-bit words (SLOT_SEQ, SLOT_STATE, ...), the rest reserved.
     slot_words = sorted(
@@ -163,11 +163,11 @@ def pool_abi() -> list[str]:
     out += ["typedef struct loanbus_slot {", *_indent(slot), "} loanbus_slot;"]
     checks = [("sizeof(loanbus_slot)", L.SLOT_RECORD_SIZE)]
     checks += [(f"offsetof(loanbus_slot, {n})", 8 * v) for v, n in slot_words]
-    out += _asserts("loanbus_slot", checks) + [""]
+    out += [*_asserts("loanbus_slot", checks), ""]
 
     owner = ["uint8_t reader_id[16];", f"uint8_t reserved[{L.OWNER_RECORD_SIZE - 16}];"]
     out += ["typedef struct loanbus_owner {", *_indent(owner), "} loanbus_owner;"]
-    out += _asserts("loanbus_owner", [("sizeof(loanbus_owner)", L.OWNER_RECORD_SIZE)]) + [""]
+    out += [*_asserts("loanbus_owner", [("sizeof(loanbus_owner)", L.OWNER_RECORD_SIZE)]), ""]
     out += _ACCESSORS.splitlines()
     out += ["", "#endif /* LOANBUS_POOL_ABI */"]
     return out
@@ -207,12 +207,13 @@ def _struct(s: StructDef) -> list[str]:
     if s.loanable:
         out.append(f'#define {name}_TYPE_NAME "{s.fqn}"')
         out.append(f"#define {name}_TYPE_HASH {_c_string(type_hash(s.fqn, struct_dtype(s)))}")
+    names = c_members(s)
     members: list[str] = []
     for f in s.fields:
-        members += declare(f.type, c_member(f.name))
+        members += declare(f.type, names[f.name])
     out += [f"typedef struct {name} {{", *_indent(members), f"}} {name};"]
     checks = [(f"sizeof({name})", s.size), (f"_Alignof({name})", s.align)]
-    checks += [(f"offsetof({name}, {c_member(f.name)})", f.offset) for f in s.fields]
+    checks += [(f"offsetof({name}, {names[f.name]})", f.offset) for f in s.fields]
     out += ["#ifndef LOANBUS_NO_LAYOUT_ASSERTS", *_asserts(name, checks), "#endif", ""]
     return out
 

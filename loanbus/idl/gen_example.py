@@ -8,7 +8,7 @@ it in place and writes it; the subscriber takes samples, prints them and checks
 from __future__ import annotations
 
 from loanbus.idl.model import Array, EnumDef, Primitive, Sequence, Spec, String, StructDef, Type
-from loanbus.idl.runtime import python_name
+from loanbus.idl.names import python_members
 
 _SEQUENCE_FILL = 16
 
@@ -26,8 +26,9 @@ def _value(t: Primitive) -> str:
 def _fill_lines(s: StructDef, target: str, names: dict[int, str]) -> list[str]:
     """Statements that put recognisable values into every member of ``target``."""
     lines: list[str] = []
+    attrs = python_members(s)
     for f in s.fields:
-        member = f"{target}.{python_name(f.name)}"
+        member = f"{target}.{attrs[f.name]}"
         lines += _fill_member(f.type, member, f.name, target, names)
     return lines
 
@@ -109,8 +110,7 @@ def publisher(spec: Spec, source: str, package: str, names: dict[int, str]) -> s
     text += "".join(fills)
     text += _PUBLISH
     table = "".join(
-        f'    "{names[id(s)]}": lambda a: publish({names[id(s)]}, fill_{names[id(s)]}, a),\n'
-        for s in types
+        f'    "{names[id(s)]}": lambda a: publish({names[id(s)]}, fill_{names[id(s)]}, a),\n' for s in types
     )
     return text + _main(table, names[id(types[0])], "Write loaned samples of an IDL type.")
 

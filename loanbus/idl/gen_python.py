@@ -7,7 +7,6 @@ The module imports numpy, cyclonedds and ``loanbus.idl.runtime``; it passes ``ru
 
 from __future__ import annotations
 
-import keyword
 import re
 
 from loanbus.idl.model import (
@@ -24,9 +23,8 @@ from loanbus.idl.model import (
     data_offset,
     size_align,
 )
-from loanbus.idl.names import python_names, unique
+from loanbus.idl.names import enum_members, python_members, python_names, unique
 from loanbus.idl.pyfmt import Call, Expr, Items, Pair, render
-from loanbus.idl.runtime import python_name
 
 _TWIN_PRIMITIVE = {
     "boolean": ("bool", "bool"),
@@ -37,11 +35,6 @@ _TWIN_PRIMITIVE = {
 }
 _CODEC = {"boolean": "BOOLEAN", "char": "CHAR", "octet": "OCTET", "uint8": "UINT8"}
 _CODEC.update(float="FLOAT", double="FLOAT")
-
-
-def enum_member(name: str) -> str:
-    """An enumerator as a Python enum member (keywords get a trailing ``_``)."""
-    return name + "_" if keyword.iskeyword(name) else name
 
 
 def _isort_key(name: str) -> tuple[int, list[tuple[int, str]]]:
@@ -164,14 +157,15 @@ class _Generator:
             self.emit(f"class {cls}({base}):")
             self.emit(f'    """{doc}"""')
             self.emit()
+            members = enum_members(e)
             for name, value in e.enumerators:
-                self.emit(f"    {enum_member(name)} = {value}")
+                self.emit(f"    {members[name]} = {value}")
 
     def const(self, c: ConstDef) -> None:
         value = c.value
         if isinstance(c.type, EnumDef):
             label = next(n for n, v in c.type.enumerators if v == value)
-            text = f"{self.name(c.type)}.{enum_member(label)}"
+            text = f"{self.name(c.type)}.{enum_members(c.type)[label]}"
         else:
             text = repr(value)
         self.emit(render(text, 0, f"{self.name(c)}: _Final = "))
@@ -186,8 +180,9 @@ class _Generator:
         self.emit(f'class {twin}(_IdlStruct, typename="{s.fqn}"):')
         self.emit(f'    """By-value twin of ``{s.fqn}``: the plain DDS type of the same topic."""')
         self.emit()
+        members = python_members(s)
         for f in s.fields:
-            attr = python_name(f.name)
+            attr = members[f.name]
             self.emit(render(self.twin_type(f.type)[0], 4, f"{attr}: ", _noqa(attr)))
             if attr != f.name:
                 self.emit(f'    _annotate.member_name("{attr}", "{f.name}")')
@@ -227,12 +222,13 @@ class _Generator:
         else:
             self.emit("    type_hash = _rt.type_hash(type_name, dtype)")
         self.emit(f"    ByValue = {twin}")
-        keys = tuple(_q(python_name(f.name)) for f in s.fields if f.key)
+        members = python_members(s)
+        keys = tuple(_q(members[f.name]) for f in s.fields if f.key)
         self.emit(render(Items(keys, "()"), 4, "keys = "))
         self.emit()
         for f in s.fields:
             field = Call("_rt.Field", (_q(f.name), self.codec(f.type)))
-            attr = python_name(f.name)
+            attr = members[f.name]
             self.emit(render(field, 4, f"{attr} = ", _noqa(attr)))
         self.emit()
         self.emit(f"    def to_by_value(self) -> {twin}:")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import keyword
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from loanbus.idl.model import Named
+from loanbus.idl.model import EnumDef, Named, StructDef
+from loanbus.idl.runtime import python_name
 
 C_KEYWORDS = frozenset(
     [
@@ -120,3 +121,32 @@ def unique(name: str, taken: set[str]) -> str:
         name += "_"
     taken.add(name)
     return name
+
+
+def _rename_all(names: list[str], rename: Callable[[str], str]) -> dict[str, str]:
+    """Rename where needed; a renamed member never takes a name another member has."""
+    taken = {n for n in names if rename(n) == n}
+    result = {}
+    for n in names:
+        new = rename(n)
+        if new != n:
+            while new in taken:
+                new += "_"
+            taken.add(new)
+        result[n] = new
+    return result
+
+
+def python_members(struct: StructDef) -> dict[str, str]:
+    """IDL member name -> Python attribute (keywords and loanbus's own names get ``_``)."""
+    return _rename_all([f.name for f in struct.fields], python_name)
+
+
+def c_members(struct: StructDef) -> dict[str, str]:
+    """IDL member name -> C member (C keywords get ``_``)."""
+    return _rename_all([f.name for f in struct.fields], c_member)
+
+
+def enum_members(enum: EnumDef) -> dict[str, str]:
+    """IDL enumerator -> Python enum member (keywords get ``_``)."""
+    return _rename_all([n for n, _ in enum.enumerators], lambda n: n + "_" if keyword.iskeyword(n) else n)

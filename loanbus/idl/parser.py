@@ -75,7 +75,7 @@ _TERMINAL_NAMES = {
     "INTEGER": "an integer",
     "FLOATING": "a floating-point number",
     "CHARACTER": "a character literal",
-    "STRING": "a string literal",
+    "STRING_LIT": "a string literal",
     "DIRECTIVE": "a # directive",
     "$END": "end of file",
 }
@@ -408,15 +408,19 @@ def _syntax_error(exc: UnexpectedInput, text: str, lark: Lark) -> IdlError:
     if isinstance(exc, UnexpectedToken):
         token = exc.token
         if token.type == "$END":
-            lines = text.split("\n")
+            lines = text.rstrip().split("\n")
             where = Pos(_FILE.get(), len(lines), len(lines[-1]) + 1)
             return IdlError(where, f"unexpected end of file; expected {_expected(exc.expected, lark)}")
         offset = token.start_pos or 0
         if text.startswith("/*", offset):
             return IdlError(_pos_of(token), "unterminated comment")
         history = getattr(exc, "token_history", None) or []
-        if exc.expected == {"SEMICOLON"} and history:
-            prev = history[-1]
+        prev = history[-1] if history else None
+        if (
+            prev is not None
+            and "SEMICOLON" in exc.expected
+            and (exc.expected == {"SEMICOLON"} or (token.line or 0) > (prev.end_line or 0))
+        ):
             at = Pos(_FILE.get(), prev.end_line or 0, prev.end_column or 0)
             return IdlError(at, f"expected ';' after '{prev}'")
         return IdlError(_pos_of(token), f"unexpected '{token}'; expected {_expected(exc.expected, lark)}")
