@@ -20,9 +20,7 @@ _EXPECT = re.compile(r"// expect: (?:(?P<file>[^:]+):)?(?P<line>\d+):(?P<column>
 def _expectation(path: Path) -> tuple[str, int, int, str]:
     match = _EXPECT.fullmatch(path.read_text().splitlines()[0])
     assert match, f"{path.name}: first line must be // expect: LINE:COLUMN: message"
-    return (
-        match["file"] or path.name, int(match["line"]), int(match["column"]), match["message"]
-    )
+    return (match["file"] or path.name, int(match["line"]), int(match["column"]), match["message"])
 
 
 @pytest.mark.parametrize("idl", GOOD, ids=[p.name for p in GOOD])
