@@ -114,16 +114,15 @@ def for_struct(annotations: tuple[ast.Annotation, ...]) -> StructAnnotations:
 def member_is_key(annotations: tuple[ast.Annotation, ...]) -> bool:
     key = False
     for a in annotations:
-        if _name(a) == "key":
-            if a.args and not (
-                len(a.args) == 1
-                and isinstance(a.args[0][1], ast.Literal)
-                and isinstance(a.args[0][1].value, bool)
-            ):
-                raise IdlError(a.pos, "@key takes no argument, or TRUE or FALSE")
-            key = bool(a.args[0][1].value) if a.args else True  # type: ignore[union-attr]
-        else:
+        if _name(a) != "key":
             _refuse_unknown(a, "struct members")
+        elif not a.args:
+            key = True
+        else:
+            arg = a.args[0][1]
+            if len(a.args) != 1 or not isinstance(arg, ast.Literal) or not isinstance(arg.value, bool):
+                raise IdlError(a.pos, "@key takes no argument, or TRUE or FALSE")
+            key = arg.value
     return key
 
 
