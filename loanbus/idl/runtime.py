@@ -33,7 +33,7 @@ RESERVED_NAMES = frozenset(
     {
         "array", "dtype", "type_name", "type_hash", "ByValue", "fields", "keys", "zeros",
         "to_by_value", "from_by_value", "assign", "copy", "resize", "serialize", "deserialize",
-        "serialize_key", "deserialize_key", "from_sample", "to_sample", "mro",
+        "serialize_key", "deserialize_key", "from_sample", "to_sample", "mro", "twin_fields",
     }
 )  # fmt: skip
 
