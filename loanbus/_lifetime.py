@@ -36,21 +36,24 @@ class Closeable:
     """Base of every entity: ``close()`` once, a context manager, a finalizer safety net."""
 
     _finalizer: weakref.finalize[Any, Any] | None = None
+    _closed: bool = True
 
     def _arm(self, what: str, release: Callable[[], None]) -> None:
         """Register ``release`` (which must not reference ``self``) to run if we are forgotten."""
         self._finalizer = weakref.finalize(self, _forgotten, what, release)
+        self._closed = False
 
     @property
     def closed(self) -> bool:
-        return self._finalizer is None or not self._finalizer.alive
+        return self._closed
 
     def _check_open(self) -> None:
-        if self.closed:
+        if self._closed:
             raise ClosedError(f"{self!r} is closed")
 
     def close(self) -> None:
         """Release everything this entity holds (idempotent)."""
+        self._closed = True
         fin = self._finalizer
         if fin is not None:
             detached = fin.detach()

@@ -46,8 +46,6 @@ class Loan:
     def data(self) -> np.ndarray[Any, Any]:
         if self._state is not _ACTIVE:
             raise LoanStateError(f"this loan was already {self._state}; get a new loan")
-        if self._writer.closed:
-            raise LoanStateError("the writer of this loan is closed")
         return self._data
 
     @property
@@ -149,10 +147,11 @@ class DataWriter(Closeable, Generic[T]):
             pool.close()
             raise
         self._arm(f"DataWriter on {topic.name!r}", partial(_release_writer, self._refs, pool))
-        self._loans: weakref.WeakSet[Loan] = weakref.WeakSet()
+        self._loans: dict[int, Loan] = {}  # slot -> the loan out on it
         self._readers: dict[bytes, PeerInfo] = {}
         self._matched = 0
-        self._bytes = 0
+        self._size = pool.layout.sample_size
+        self._writes_bytes = 0
         participant._adopt(self)
 
     # -- the loan cycle ----------------------------------------------------------------
@@ -163,35 +162,38 @@ class DataWriter(Closeable, Generic[T]):
         Reliable writers wait up to ``timeout`` seconds (default ``qos.max_blocking_time``)
         for readers to return slots, then raise ``LoanTimeoutError`` naming the holders.
         """
-        self._check_open()
+        if self._closed:
+            self._check_open()
         pool = self._pool
-        if self.qos.reliable:
+        if self._refs is not None and self._refs.matches.dirty:
+            self._sync_readers()
+        slot = pool.try_acquire()  # best effort never returns None
+        if slot is None:
             wait = self.qos.max_blocking_time if timeout is None else timeout
             try:
                 slot = pool.acquire(wait, before_try=self._sync_readers)
             except LoanTimeoutError as exc:
                 raise LoanTimeoutError(self._describe_holders(exc), exc.holders) from None
-        else:
-            self._sync_readers()
-            maybe = pool.try_acquire()
-            assert maybe is not None  # best effort never waits
-            slot = maybe
         loan = Loan(self, slot, pool.slot_sequence(slot), pool.payload(slot))
-        self._loans.add(loan)
+        self._loans[slot] = loan
         return loan
 
     def write(self, loan: Loan, *, timestamp_ns: int | None = None) -> None:
         """Publish the loan's slot (only a small reference crosses DDS); consumes the loan."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         self._own(loan)
-        self._sync_readers()
+        refs = self._refs
+        assert refs is not None
+        if refs.matches.dirty:
+            self._sync_readers()
         ts = time.time_ns() if timestamp_ns is None else timestamp_ns
-        seq = self._pool.publish(loan.slot, ts)
+        slot = loan.slot
+        seq = self._pool.publish(slot, ts)
         loan._state = _WRITTEN
-        self._loans.discard(loan)
-        assert self._refs is not None
-        self._refs.write(loan.slot, seq, self._pool.layout.sample_size, ts)
-        self._bytes += self._pool.layout.sample_size
+        del self._loans[slot]
+        refs.write(slot, seq, self._size, ts)
+        self._writes_bytes += self._size
 
     def discard_loan(self, loan: Loan) -> None:
         """Give a loan back without publishing it."""
@@ -199,10 +201,10 @@ class DataWriter(Closeable, Generic[T]):
         self._own(loan)
         self._pool.discard(loan.slot)
         loan._state = _DISCARDED
-        self._loans.discard(loan)
+        del self._loans[loan.slot]
 
     def _own(self, loan: Loan) -> None:
-        if not isinstance(loan, Loan):
+        if type(loan) is not Loan:
             raise TypeError(f"expected a Loan, not {loan!r}")
         if loan._writer is not self:
             raise ValueError("this loan belongs to another DataWriter")
@@ -291,12 +293,12 @@ class DataWriter(Closeable, Generic[T]):
             exhausted=s.exhausted,
             matched_readers=self._matched,
             attached_readers=len(self._pool.attached_readers()),
-            bytes_written=self._bytes,
+            bytes_written=self._writes_bytes,
         )
 
     def close(self) -> None:
         """Stop publishing, invalidate outstanding loans, unlink the pool (idempotent)."""
-        for loan in list(getattr(self, "_loans", ())):
+        for loan in list(getattr(self, "_loans", {}).values()):
             loan._state = "invalidated by close()"
         super().close()
 

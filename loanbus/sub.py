@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -25,8 +25,7 @@ T = TypeVar("T")
 log = logging.getLogger("loanbus")
 
 
-@dataclass(frozen=True, slots=True)
-class SampleInfo:
+class SampleInfo(NamedTuple):
     """What came with a sample: its writer's sequence number, source time and slot."""
 
     sequence_number: int
@@ -129,6 +128,7 @@ class DataReader(Closeable, Generic[T]):
             raise TypeError(f"qos must be a loanbus.Qos, not {qos!r}")
         self.topic = topic
         self._stype = topic.shmem_type
+        self._reliable = qos.reliable
         self.reader_id = os.urandom(16)
         self._host = host_identity()
         advert = _advert.ReaderAdvert(
@@ -155,20 +155,27 @@ class DataReader(Closeable, Generic[T]):
 
     def take(self, max_samples: int = 16, timeout: float | None = None) -> list[LoanedSample]:
         """Up to ``max_samples`` samples; with ``timeout`` wait that long for the first one."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         if max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, not {max_samples}")
         refs = self._refs
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None
         while True:
             if refs.matches.dirty:
                 self._prune_writers()
-            samples = [s for s in map(self._admit, refs.take(max_samples)) if s is not None]
-            if samples or deadline is None:
-                return samples
+            msgs = refs.take(max_samples)
+            if msgs:
+                samples = [s for s in map(self._admit, msgs) if s is not None]
+                if samples:
+                    return samples
+            if timeout is None:
+                return []
+            if deadline is None:
+                deadline = time.monotonic() + timeout
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return samples
+                return []
             refs.wait(remaining)
 
     def _admit(self, msg: RefMessage) -> LoanedSample | None:
@@ -184,7 +191,7 @@ class DataReader(Closeable, Generic[T]):
             self._refused += 1
             log.warning("refused a reference: %s", exc)
             return None
-        if self.qos.reliable and entry.row is None:
+        if self._reliable and entry.row is None:
             entry.row = pool.find_row(self.reader_id)
         info = SampleInfo(msg.seq, msg.timestamp_ns, True, msg.slot, msg.publication, time.time_ns())
         entry.outstanding += 1
@@ -243,23 +250,27 @@ class DataReader(Closeable, Generic[T]):
 
     def return_loan(self, samples: LoanedSample | Iterable[LoanedSample]) -> None:
         """Give taken samples back; in reliable mode this lets the writer reuse their slots."""
-        self._check_open()
-        batch = [samples] if isinstance(samples, LoanedSample) else list(samples)
+        if self._closed:
+            self._check_open()
+        batch = (samples,) if type(samples) is LoanedSample else tuple(samples)
         for sample in batch:
-            if not isinstance(sample, LoanedSample):
+            if type(sample) is not LoanedSample:
                 raise TypeError(f"expected LoanedSample, not {sample!r}")
             if sample._reader is not self:
                 raise ValueError("this sample was taken by another DataReader")
             if sample._returned:
                 raise LoanStateError("this sample was already returned")
+        reliable = self._reliable
         for sample in batch:
             sample._returned = True
             entry = sample._pool
             entry.outstanding -= 1
-            if self.qos.reliable:
-                entry.pool.release(sample.info.slot, sample.info.sequence_number)
-            entry.maybe_close()
-            self._returned += 1
+            if reliable:
+                info = sample.info
+                entry.pool.release(info.slot, info.sequence_number)
+            if entry.retired:
+                entry.maybe_close()
+        self._returned += len(batch)
 
     # -- observability -----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from cyclonedds._clayer import ddspy_take, ddspy_write_ts
 from cyclonedds.core import (
@@ -55,12 +55,12 @@ class LoanRef(IdlStruct, typename="loanbus::LoanRef"):
 
 _CDR_LE = b"\x00\x01\x00\x00"
 _REF = struct.Struct("<QQI4x")
+_REF_BYTES = 4 + _REF.size
 _ANY = SampleState.Any | ViewState.Any | InstanceState.Any
 DEFAULT_LEASE = 10.0
 
 
-@dataclass(frozen=True)
-class RefMessage:
+class RefMessage(NamedTuple):
     """One received reference: which writer (publication handle), which slot and generation."""
 
     publication: int
@@ -369,19 +369,20 @@ class RefReader:
         ret = ddspy_take(self._ref, _ANY, max_samples)
         if isinstance(ret, int):
             raise TransportError(f"Cyclone DDS refused to take references (return code {ret})")
-        out = []
         unpack = _REF.unpack_from
-        for data, info in ret:
-            if not info.valid_data or len(data) < 4 + _REF.size:
-                continue
-            seq, size, slot = unpack(data, 4)
-            out.append(RefMessage(info.publication_handle, slot, seq, size, info.source_timestamp))
-        return out
+        return [
+            RefMessage(info.publication_handle, slot, seq, size, info.source_timestamp)
+            for data, info in ret
+            if info.valid_data and len(data) >= _REF_BYTES
+            for seq, size, slot in (unpack(data, 4),)
+        ]
 
     def wait(self, timeout: float) -> bool:
         """Block until references are available or ``timeout`` seconds pass."""
-        with _wrapped("wait for references"):
-            return bool(self._waitset.wait(duration(seconds=max(timeout, 0.0))) > 0)
+        try:
+            return bool(self._waitset.wait(int(max(timeout, 0.0) * 1e9)) > 0)
+        except DDSException as exc:
+            raise TransportError(f"Cyclone DDS refused to wait for references: {exc}") from exc
 
     def matched_writers(self) -> list[PeerInfo]:
         dr = self._reader()
