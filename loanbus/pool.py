@@ -140,6 +140,8 @@ class WriterPool:
         except BaseException:
             self.close()
             raise
+        for slot in range(slot_count):  # the size word never changes: samples are fixed-size
+            self._slots[slot * L.SLOT_WORDS + L.SLOT_SIZE] = layout.sample_size
         # Writer-private mirrors of what it alone writes: no shared-memory reads on the hot path.
         self._state = [SlotState.FREE] * slot_count
         self._slot_seq = [0] * slot_count
@@ -261,7 +263,6 @@ class WriterPool:
         self._state[slot] = next_state(self._state[slot], SlotEvent.WRITE)
         seq = self._slot_seq[slot]
         words, base = self._slots, slot * L.SLOT_WORDS
-        words[base + L.SLOT_SIZE] = self.layout.sample_size
         words[base + L.SLOT_TIMESTAMP] = timestamp_ns
         words[base + L.SLOT_STATE] = SlotState.WRITTEN
         if self.reliable:

@@ -189,10 +189,12 @@ class DataWriter(Closeable, Generic[T]):
             self._sync_readers()
         ts = time.time_ns() if timestamp_ns is None else timestamp_ns
         slot = loan.slot
-        seq = self._pool.publish(slot, ts)
-        loan._state = _WRITTEN
-        del self._loans[slot]
-        refs.write(slot, seq, self._size, ts)
+        seq = self._pool.publish(slot, ts)  # state and holds are in place before the reference leaves
+        try:
+            refs.write(slot, seq, self._size, ts)
+        finally:
+            loan._state = _WRITTEN  # the slot is WRITTEN either way; the loan is consumed
+            del self._loans[slot]
         self._writes_bytes += self._size
 
     def discard_loan(self, loan: Loan) -> None:
