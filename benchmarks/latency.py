@@ -244,7 +244,9 @@ def _interleaved(domain: int, size: int, rounds: int, warmup: int, chunks: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="*", default=SIZES, help="sample sizes in bytes")
     parser.add_argument("--rounds", type=int, default=3000, help="ping-pong rounds per size")
     parser.add_argument("--chunks", type=int, default=3, help="alternations of bare Cyclone and loanbus")
@@ -282,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if len(rows) > 1:
         flat = rows[-1]["median_us"] / rows[0]["median_us"]
-        print(f"\nflatness: {_fmt_size(rows[-1]['size'])} median / {_fmt_size(rows[0]['size'])} median = {flat:.2f}x")
+        big, small = _fmt_size(rows[-1]["size"]), _fmt_size(rows[0]["size"])
+        print(f"\nflatness: {big} median / {small} median = {flat:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": platform.platform(), "cores": os.cpu_count(), "rows": rows}, f, indent=2)

@@ -31,7 +31,6 @@ from loanbus.errors import InvalidReferenceError, LoanError, LoanTimeoutError, P
 from loanbus.types import ShmemType
 
 
-
 def shm_prefix() -> str:
     """The name prefix of every loanbus segment; ``LOANBUS_SHM_PREFIX`` adds a tag (tests)."""
     tag = os.environ.get("LOANBUS_SHM_PREFIX", "")

@@ -252,7 +252,7 @@ class DataReader(Closeable, Generic[T]):
         """Give taken samples back; in reliable mode this lets the writer reuse their slots."""
         if self._closed:
             self._check_open()
-        batch = (samples,) if type(samples) is LoanedSample else tuple(samples)
+        batch = (samples,) if isinstance(samples, LoanedSample) else tuple(samples)
         for sample in batch:
             if type(sample) is not LoanedSample:
                 raise TypeError(f"expected LoanedSample, not {sample!r}")

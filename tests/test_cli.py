@@ -58,7 +58,9 @@ def test_clean_removes_the_pool_of_a_killed_writer_and_spares_live_ones(shm_pref
         [sys.executable, "-c", f"from tests.test_cli import _orphan_writer; _orphan_writer({dead_name!r})"],
         cwd=os.path.dirname(os.path.dirname(__file__)),
     )
-    live = WriterPool(segment_name(0, "live", os.urandom(16)), _T, slot_count=2, reader_rows=1, writer_guid=b"l" * 16)
+    live = WriterPool(
+        segment_name(0, "live", os.urandom(16)), _T, slot_count=2, reader_rows=1, writer_guid=b"l" * 16
+    )
     try:
         deadline = time.monotonic() + 30
         while not os.path.exists("/dev/shm" + dead_name) and time.monotonic() < deadline:
