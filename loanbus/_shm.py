@@ -73,6 +73,7 @@ class Segment:
             raise SegmentError(errno.EACCES, f"cannot create segment {name}: {exc}") from exc
         fd = shm.fd
         try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, 0, 0, 0, 0))
             if group is not None:
                 os.fchown(fd, -1, group)
                 os.fchmod(fd, mode | stat.S_IRGRP | stat.S_IWGRP)
@@ -136,8 +137,14 @@ class Segment:
         return window
 
     def lock_exclusive(self) -> None:
-        """Hold a lock the kernel drops when this process dies (writer liveness)."""
-        fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        """Hold a lock the kernel drops when this process dies (writer liveness).
+
+        An open-file-description lock (``F_OFD_SETLK``): unlike a classic POSIX record lock it
+        is not dropped when this process closes some *other* descriptor of the same file (a
+        reader of our own pool in the same process), and it does not depend on pids, so pid
+        reuse and pid namespaces cannot fool it.
+        """
+        fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, 0, 0, 0, 0))
 
     def close(self) -> None:
         """Detach from the segment (idempotent). Live views keep their pages mapped."""
@@ -175,9 +182,9 @@ def writer_alive_by_lock(name: str) -> bool | None:
     except OSError:
         return None
     try:
-        # F_GETLK asks without taking the lock: l_type F_WRLCK, whole file.
+        # F_OFD_GETLK asks without taking the lock: l_type F_WRLCK, whole file.
         query = struct.pack(_FLOCK, fcntl.F_WRLCK, 0, 0, 0, 0)
-        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, query)
         return bool(struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK)
     except OSError:
         return None
@@ -191,11 +198,15 @@ class Semaphore:
     _sem: posix_ipc.Semaphore | None = None
     _creator: bool = False
 
-    def __init__(self, name: str, *, create: bool, mode: int = 0o600) -> None:
+    def __init__(self, name: str, *, create: bool, mode: int = 0o600, group: int | None = None) -> None:
         self.name = name
         try:
             if create:
                 self._sem = posix_ipc.Semaphore(name, flags=posix_ipc.O_CREX, mode=mode, initial_value=0)
+                if group is not None:  # the semaphore is a file in /dev/shm: give it the group too
+                    path = os.path.join(SHM_DIR, "sem." + name.lstrip("/"))
+                    os.chown(path, -1, group, follow_symlinks=False)
+                    os.chmod(path, mode | stat.S_IRGRP | stat.S_IWGRP, follow_symlinks=False)
             else:
                 self._sem = posix_ipc.Semaphore(name, flags=0)
         except posix_ipc.ExistentialError as exc:

@@ -54,8 +54,9 @@ def describe(name: str) -> PoolEntry:
         lock = writer_alive_by_lock(shm_name)
         return PoolEntry(shm_name, 0 if isinstance(exc, OSError) else size, bool(lock), problem=str(exc))
     lay = header.layout
-    alive_pid = process_alive(header.writer_pid, header.writer_start_time)
-    alive = alive_pid and writer_alive_by_lock(shm_name) is not False
+    # The liveness lock is authoritative; pid + start time only where the lock cannot be read.
+    lock = writer_alive_by_lock(shm_name)
+    alive = lock if lock is not None else process_alive(header.writer_pid, header.writer_start_time)
     held = None
     try:
         holds = np.frombuffer(
@@ -102,6 +103,15 @@ def list_pools(prefix: str = "loanbus") -> list[PoolEntry]:
     return entries
 
 
+def reap_dead(prefix: str) -> list[str]:
+    """Remove the pools (and semaphores) under ``prefix`` whose writer is dead."""
+    removed: list[str] = []
+    for entry in list_pools(prefix.lstrip("/")):
+        if not entry.alive:
+            removed += remove_pool(entry)
+    return removed
+
+
 def remove_pool(entry: PoolEntry) -> list[str]:
     """Unlink a dead pool's segment and semaphore; returns what was removed."""
     removed = []
@@ -116,4 +126,4 @@ def remove_pool(entry: PoolEntry) -> list[str]:
     return removed
 
 
-__all__ = ["PoolEntry", "describe", "list_pools", "remove_pool"]
+__all__ = ["PoolEntry", "describe", "list_pools", "reap_dead", "remove_pool"]

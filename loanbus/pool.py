@@ -27,7 +27,7 @@ from loanbus import _layout as L
 from loanbus._proc import process_start_time
 from loanbus._shm import Segment, SegmentError, Semaphore
 from loanbus._slotstate import SlotEvent, SlotState, next_state
-from loanbus.errors import InvalidReferenceError, LoanError, LoanTimeoutError, PoolFormatError
+from loanbus.errors import BrokenError, InvalidReferenceError, LoanError, LoanTimeoutError, PoolFormatError
 from loanbus.types import ShmemType
 
 
@@ -39,9 +39,14 @@ def shm_prefix() -> str:
 
 def segment_name(domain_id: int, topic_name: str, writer_guid: bytes) -> str:
     """``/loanbus[tag].d<domain>.<topic>-<hash>.<writer guid>``: unique, readable, short."""
+    return topic_prefix(domain_id, topic_name) + writer_guid.hex()
+
+
+def topic_prefix(domain_id: int, topic_name: str) -> str:
+    """The part of ``segment_name`` shared by every writer of one topic in one domain."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", topic_name)[:40]
     digest = hashlib.blake2b(topic_name.encode(), digest_size=4).hexdigest()
-    return f"/{shm_prefix()}.d{domain_id}.{safe}-{digest}.{writer_guid.hex()}"
+    return f"/{shm_prefix()}.d{domain_id}.{safe}-{digest}."
 
 
 def semaphore_name(segment: str) -> str:
@@ -123,8 +128,7 @@ class WriterPool:
             )
             mm = seg.mapping
             mm[: L.HEADER_SIZE] = header
-            seg.lock_exclusive()
-            self._semaphore = Semaphore(semaphore_name(name), create=True, mode=mode)
+            self._semaphore = Semaphore(semaphore_name(name), create=True, mode=mode, group=group)
             self._header = _words(mm, 0, L.HEADER_SIZE // 8)
             self._slots = _words(mm, layout.slot_table_offset, slot_count * L.SLOT_WORDS)
             self._owners = np.frombuffer(
@@ -376,6 +380,11 @@ class ReaderPool:
             if header.state != L.SegmentState.READY:
                 state = L.SegmentState(header.state).name
                 raise PoolFormatError(f"pool {name} is {state}, not READY")
+            if header.layout.sample_size != stype.itemsize:
+                raise PoolFormatError(
+                    f"pool {name} has {header.layout.sample_size}-byte slots, but {stype.name} "
+                    f"samples are {stype.itemsize} bytes"
+                )
             if writer_guid is not None and header.writer_guid != writer_guid:
                 raise PoolFormatError(f"pool {name} belongs to another writer")
             owner = seg.owner_uid()
@@ -415,6 +424,17 @@ class ReaderPool:
         if seq <= 0 or seq > self._slot_seq[slot]:
             raise InvalidReferenceError(
                 f"pool {self.name}: sequence number {seq} of slot {slot} was never issued"
+            )
+
+    def check_size(self) -> None:
+        """Refuse to hand out views of a segment someone shrank (reading it would be SIGBUS)."""
+        seg = self._segment
+        if seg is None:
+            raise PoolFormatError(f"pool {self.name} is closed")
+        size = seg.current_size()
+        if size < self.layout.segment_size:
+            raise BrokenError(
+                f"pool {self.name} was truncated to {size} bytes (expected {self.layout.segment_size})"
             )
 
     def view(self, slot: int) -> np.ndarray[Any, Any]:

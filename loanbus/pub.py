@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import time
 import weakref
@@ -16,10 +18,15 @@ from loanbus._layout import ABI_VERSION
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
 from loanbus._transport import EndpointQos, PeerInfo, RefWriter
-from loanbus.errors import LoanStateError, LoanTimeoutError
-from loanbus.pool import WriterPool, segment_name
+from loanbus.errors import LoanStateError, LoanTimeoutError, PoolFormatError
+from loanbus._shm import SegmentError
+from loanbus.inspect import reap_dead
+from loanbus.pool import WriterPool, segment_name, topic_prefix
 from loanbus.qos import Qos
 from loanbus.topic import Topic
+from loanbus.types import ShmemType
+
+log = logging.getLogger("loanbus")
 
 T = TypeVar("T")
 
@@ -104,18 +111,10 @@ class DataWriter(Closeable, Generic[T]):
         self.topic = topic
         participant = topic.participant
         stype = topic.shmem_type
-        self.guid = os.urandom(16)
-        name = segment_name(participant.domain_id, topic.name, self.guid)
-        self._pool = pool = WriterPool(
-            name,
-            stype,
-            slot_count=qos.slot_count,
-            reader_rows=qos.reader_rows,
-            protected_slots=qos.protected_slots,
-            reliable=qos.reliable,
-            writer_guid=self.guid,
-            group=qos.shm_group,
-        )
+        # A crashed writer of this topic may have left its pool behind: the next writer reaps it.
+        reap_dead(topic_prefix(participant.domain_id, topic.name))
+        self._pool = pool = self._create_pool(participant.domain_id, stype, qos)
+        name = pool.name
         self._host = host_identity()
         advert = _advert.WriterAdvert(
             segment=name,
@@ -153,6 +152,28 @@ class DataWriter(Closeable, Generic[T]):
         self._size = pool.layout.sample_size
         self._writes_bytes = 0
         participant._adopt(self)
+
+    def _create_pool(self, domain_id: int, stype: ShmemType, qos: Qos) -> WriterPool:
+        """Create the pool under a fresh name; a name someone squats on is never adopted."""
+        for _attempt in range(3):
+            self.guid = os.urandom(16)
+            name = segment_name(domain_id, self.topic.name, self.guid)
+            try:
+                return WriterPool(
+                    name,
+                    stype,
+                    slot_count=qos.slot_count,
+                    reader_rows=qos.reader_rows,
+                    protected_slots=qos.protected_slots,
+                    reliable=qos.reliable,
+                    writer_guid=self.guid,
+                    group=qos.shm_group,
+                )
+            except SegmentError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise PoolFormatError(f"cannot create pool {name}: {exc}") from exc
+                log.warning("pool name %s is already taken; choosing another name", name)
+        raise PoolFormatError(f"could not create a pool for {self.topic.name!r}: every name tried was taken")
 
     # -- the loan cycle ----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from loanbus import _advert
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
 from loanbus._transport import EndpointQos, RefMessage, RefReader
-from loanbus.errors import InvalidReferenceError, LoanStateError, PoolFormatError
+from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError
 from loanbus.pool import ReaderPool
 from loanbus.qos import Qos
 from loanbus.topic import Topic
@@ -96,6 +96,7 @@ class ReaderStatistics:
     refused_references: int
     unmappable_writers: int
     mapped_pools: int
+    lost_writers: int
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class DataReader(Closeable, Generic[T]):
         self._pools: dict[int, _PoolEntry] = {}
         self._unmappable: dict[int, str] = {}
         self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
+        self._lost_writers = 0
         self._arm(f"DataReader on {topic.name!r}", partial(_release_reader, self._refs, self._pools))
         topic.participant._adopt(self)
 
@@ -187,7 +189,8 @@ class DataReader(Closeable, Generic[T]):
         pool = entry.pool
         try:
             pool.check_reference(msg.slot, msg.seq, msg.size)
-        except InvalidReferenceError as exc:
+            pool.check_size()
+        except (InvalidReferenceError, BrokenError) as exc:
             self._refused += 1
             log.warning("refused a reference: %s", exc)
             return None
@@ -230,6 +233,8 @@ class DataReader(Closeable, Generic[T]):
             entry = self._pools.pop(handle)
             entry.retired = True
             entry.maybe_close()
+            self._lost_writers += 1
+            log.info("writer %x of %r is gone (closed or dead); its pool is released", handle, self.topic.name)
         for handle in [h for h in self._unmappable if h not in alive]:
             del self._unmappable[handle]
 
@@ -304,6 +309,7 @@ class DataReader(Closeable, Generic[T]):
             refused_references=self._refused,
             unmappable_writers=len(self._unmappable),
             mapped_pools=len(self._pools),
+            lost_writers=self._lost_writers,
         )
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ Cyclone's ``DDSException`` never escapes: it is wrapped as ``TransportError`` he
 
 from __future__ import annotations
 
+import ctypes as ct
 import os
 import struct
 import threading
@@ -34,6 +35,7 @@ from cyclonedds.domain import Domain
 from cyclonedds.domain import DomainParticipant as _Participant
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl.types import uint32, uint64
+from cyclonedds.internal import dds_c_t
 from cyclonedds.pub import DataWriter as _Writer
 from cyclonedds.qos import Policy
 from cyclonedds.qos import Qos as _Qos
@@ -255,6 +257,24 @@ def _qos(q: EndpointQos, *, writer: bool) -> _Qos:
     return _Qos(*policies)
 
 
+def _matched_handles(entity: Any, getter: Callable[..., int]) -> list[int]:
+    """Instance handles of matched endpoints, robust to matches that arrive mid-call.
+
+    The binding's ``get_matched_publications`` / ``get_matched_subscriptions`` size their
+    array with one call and fill it with a second; a match in between makes them index past
+    the array (IndexError). Here the buffer has room to spare and is grown until it fits.
+    """
+    size = 16
+    while True:
+        buf = (dds_c_t.instance_handle * size)()
+        ret = getter(entity._ref, ct.cast(buf, ct.POINTER(dds_c_t.instance_handle)), size)
+        if ret < 0:
+            raise TransportError(f"Cyclone DDS refused to list matched endpoints (return code {ret})")
+        if ret <= size:
+            return [int(buf[i]) for i in range(ret)]
+        size = ret * 2
+
+
 def _peer(endpoint: Any, handle: int) -> PeerInfo:
     user_data = b""
     try:
@@ -318,7 +338,7 @@ class RefWriter:
         dw = self._writer()
         peers = []
         with _wrapped("list matched readers"):
-            for handle in dw.get_matched_subscriptions():
+            for handle in _matched_handles(dw, dw._get_matched_subscriptions):
                 endpoint = dw.get_matched_subscription_data(handle)
                 if endpoint is not None:
                     peers.append(_peer(endpoint, handle))
@@ -326,7 +346,8 @@ class RefWriter:
 
     def matched_count(self) -> int:
         with _wrapped("count matched readers"):
-            return len(self._writer().get_matched_subscriptions())
+            dw = self._writer()
+            return len(_matched_handles(dw, dw._get_matched_subscriptions))
 
     def close(self) -> None:
         dw, self._dw = self._dw, None
@@ -388,7 +409,7 @@ class RefReader:
         dr = self._reader()
         peers = []
         with _wrapped("list matched writers"):
-            for handle in dr.get_matched_publications():
+            for handle in _matched_handles(dr, dr._get_matched_publications):
                 endpoint = dr.get_matched_publication_data(handle)
                 if endpoint is not None:
                     peers.append(_peer(endpoint, handle))
@@ -396,7 +417,8 @@ class RefReader:
 
     def matched_count(self) -> int:
         with _wrapped("count matched writers"):
-            return len(self._reader().get_matched_publications())
+            dr = self._reader()
+            return len(_matched_handles(dr, dr._get_matched_publications))
 
     def writer_info(self, handle: int) -> PeerInfo | None:
         with _wrapped("look up a matched writer"):
