@@ -34,6 +34,15 @@ class Topic(Generic[T]):
         self.data_type = data_type
         self.shmem_type: ShmemType = as_shmem_type(data_type)
 
+    def close(self) -> None:
+        """A topic holds no resources of its own (its DDS topics belong to the participant)."""
+
+    def __enter__(self) -> Topic[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def reference_topic_name(self) -> str:
         """The derived DDS topic that carries references."""
