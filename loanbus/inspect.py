@@ -34,10 +34,11 @@ class PoolEntry:
     semaphore_only: bool = False
 
 
-def _read(path: str, size: int) -> bytes:
+def _read(path: str, length: int, offset: int = 0) -> bytes:
+    """Read without mapping (a truncated or hostile segment cannot SIGBUS us this way)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        return os.pread(fd, size, 0)
+        return os.pread(fd, length, offset)
     finally:
         os.close(fd)
 
@@ -60,7 +61,7 @@ def describe(name: str) -> PoolEntry:
     held = None
     try:
         holds = np.frombuffer(
-            _read_region(path, lay.hold_table_offset, lay.reader_rows * lay.hold_row_stride), dtype="<u8"
+            _read(path, lay.reader_rows * lay.hold_row_stride, lay.hold_table_offset), dtype="<u8"
         ).reshape(lay.reader_rows, -1)[:, : lay.slot_count]
         held = int(np.count_nonzero(holds.any(axis=0)))
     except (OSError, ValueError):
@@ -75,14 +76,6 @@ def describe(name: str) -> PoolEntry:
         writer_pid=header.writer_pid,
         state=L.SegmentState(header.state).name,
     )
-
-
-def _read_region(path: str, offset: int, length: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        return os.pread(fd, length, offset)
-    finally:
-        os.close(fd)
 
 
 def list_pools(prefix: str = "loanbus") -> list[PoolEntry]:

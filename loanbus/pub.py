@@ -7,7 +7,7 @@ import logging
 import os
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -17,13 +17,13 @@ from loanbus import _advert
 from loanbus._layout import ABI_VERSION
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
+from loanbus._shm import SegmentError
 from loanbus._transport import EndpointQos, PeerInfo, RefWriter
 from loanbus.errors import LoanStateError, LoanTimeoutError, PoolFormatError
-from loanbus._shm import SegmentError
 from loanbus.inspect import reap_dead
 from loanbus.pool import WriterPool, segment_name, topic_prefix
 from loanbus.qos import Qos
-from loanbus.topic import Topic
+from loanbus.topic import Topic, check_endpoint_args
 from loanbus.types import ShmemType
 
 log = logging.getLogger("loanbus")
@@ -103,11 +103,7 @@ class DataWriter(Closeable, Generic[T]):
     """
 
     def __init__(self, topic: Topic[T], qos: Qos | None = None) -> None:
-        if not isinstance(topic, Topic):
-            raise TypeError(f"topic must be a Topic, not {topic!r}")
-        self.qos = qos = qos if qos is not None else Qos()
-        if not isinstance(qos, Qos):
-            raise TypeError(f"qos must be a loanbus.Qos, not {qos!r}")
+        self.qos = qos = check_endpoint_args(topic, qos)
         self.topic = topic
         participant = topic.participant
         stype = topic.shmem_type
@@ -305,15 +301,8 @@ class DataWriter(Closeable, Generic[T]):
         return self._pool.name
 
     def statistics(self) -> WriterStatistics:
-        s = self._pool.stats
         return WriterStatistics(
-            loans=s.loans,
-            writes=s.writes,
-            discards=s.discards,
-            overwrites=s.overwrites,
-            blocked_loans=s.blocked_loans,
-            loan_timeouts=s.loan_timeouts,
-            exhausted=s.exhausted,
+            **asdict(self._pool.stats),
             matched_readers=self._matched,
             attached_readers=len(self._pool.attached_readers()),
             bytes_written=self._writes_bytes,

@@ -19,7 +19,7 @@ from loanbus._transport import EndpointQos, RefMessage, RefReader
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError
 from loanbus.pool import ReaderPool
 from loanbus.qos import Qos
-from loanbus.topic import Topic
+from loanbus.topic import Topic, check_endpoint_args
 
 T = TypeVar("T")
 log = logging.getLogger("loanbus")
@@ -122,11 +122,7 @@ class DataReader(Closeable, Generic[T]):
     """Takes references from DDS and hands out read-only views of the writers' pools."""
 
     def __init__(self, topic: Topic[T], qos: Qos | None = None) -> None:
-        if not isinstance(topic, Topic):
-            raise TypeError(f"topic must be a Topic, not {topic!r}")
-        self.qos = qos = qos if qos is not None else Qos()
-        if not isinstance(qos, Qos):
-            raise TypeError(f"qos must be a loanbus.Qos, not {qos!r}")
+        self.qos = qos = check_endpoint_args(topic, qos)
         self.topic = topic
         self._stype = topic.shmem_type
         self._reliable = qos.reliable
@@ -234,7 +230,9 @@ class DataReader(Closeable, Generic[T]):
             entry.retired = True
             entry.maybe_close()
             self._lost_writers += 1
-            log.info("writer %x of %r is gone (closed or dead); its pool is released", handle, self.topic.name)
+            log.info(
+                "writer %x of %r is gone (closed or dead); its pool is released", handle, self.topic.name
+            )
         for handle in [h for h in self._unmappable if h not in alive]:
             del self._unmappable[handle]
 

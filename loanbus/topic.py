@@ -6,12 +6,24 @@ import re
 from typing import Generic, TypeVar
 
 from loanbus.domain import DomainParticipant
+from loanbus.qos import Qos
 from loanbus.types import ShmemType, as_shmem_type
 
 T = TypeVar("T")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_/]{0,199}$")
 REF_TOPIC_PREFIX = "loanbus_ref/"
+
+
+def check_endpoint_args(topic: object, qos: object) -> Qos:
+    """Validate the (topic, qos) a DataWriter or DataReader is made with; the Qos to use."""
+    if not isinstance(topic, Topic):
+        raise TypeError(f"topic must be a Topic, not {topic!r}")
+    if qos is None:
+        return Qos()
+    if not isinstance(qos, Qos):
+        raise TypeError(f"qos must be a loanbus.Qos, not {qos!r}")
+    return qos
 
 
 class Topic(Generic[T]):
