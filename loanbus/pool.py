@@ -360,6 +360,10 @@ class ReaderPool:
 
     _segment: Segment | None = None
     _semaphore: Semaphore | None = None
+    # Class-level defaults: close() after a half-failed __init__ must not raise AttributeError
+    # (which would hide the PoolFormatError that names the cause).
+    _row: memoryview | None = None
+    _row_index: int | None = None
 
     def __init__(self, name: str, stype: ShmemType, *, writer_guid: bytes | None = None) -> None:
         self.name = name
@@ -406,12 +410,15 @@ class ReaderPool:
             self._slot_seq = self._slots[L.SLOT_SEQ :: L.SLOT_WORDS]
             self._payloads: list[np.ndarray[Any, Any] | None] = [None] * layout.slot_count
             self._dtype = stype.dtype
-            self._semaphore = Semaphore(semaphore_name(name), create=False)
+            try:
+                self._semaphore = Semaphore(semaphore_name(name), create=False)
+            except SegmentError as exc:
+                raise PoolFormatError(f"pool {name} has no usable wake-up semaphore: {exc}") from exc
         except BaseException:
             self.close()
             raise
-        self._row: memoryview | None = None
-        self._row_index: int | None = None
+        self._row = None
+        self._row_index = None
 
     def check_reference(self, slot: int, seq: int, size: int) -> None:
         """Refuse a reference that cannot be valid, before anything is read through it."""
