@@ -95,6 +95,10 @@ class Segment:
             raise SegmentError(errno.ENOENT, f"no such segment: {name}") from exc
         except posix_ipc.PermissionsError as exc:
             raise SegmentError(errno.EACCES, f"no permission to open segment {name}") from exc
+        except OSError as exc:  # ELOOP for a symlink (shm_open never follows one), EMFILE, ...
+            raise SegmentError(exc.errno, f"cannot open segment {name}: {exc.strerror}") from exc
+        except ValueError as exc:  # a name shm_open refuses ("/a/b", "", too long)
+            raise SegmentError(errno.EINVAL, f"invalid segment name {name!r}") from exc
         fd = shm.fd
         try:
             info = os.fstat(fd)
@@ -214,6 +218,10 @@ class Semaphore:
             raise SegmentError(errno.EEXIST if create else errno.ENOENT, f"semaphore {name} {what}") from exc
         except posix_ipc.PermissionsError as exc:
             raise SegmentError(errno.EACCES, f"no permission for semaphore {name}") from exc
+        except OSError as exc:  # ELOOP for a symlink at the name, EMFILE, ...
+            raise SegmentError(exc.errno, f"cannot open semaphore {name}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise SegmentError(errno.EINVAL, f"invalid semaphore name {name!r}") from exc
         self._creator = create
 
     def post(self) -> None:
