@@ -6,6 +6,8 @@ Used by ``loanbus ls`` and ``loanbus clean``; reads headers without mapping payl
 from __future__ import annotations
 
 import os
+import stat
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +36,18 @@ class PoolEntry:
     semaphore_only: bool = False
 
 
+#: How long an empty, unlocked segment counts as being created. Its creator takes the liveness
+#: lock right after ``shm_open`` and sizes the file only after that, so a non-empty unlocked
+#: segment is dead for sure, but an empty one may be microseconds old and about to be locked.
+CREATION_GRACE = 1.0
+
+
+def _being_created(info: os.stat_result) -> bool:
+    return (
+        stat.S_ISREG(info.st_mode) and info.st_size == 0 and abs(time.time() - info.st_mtime) < CREATION_GRACE
+    )
+
+
 def _read(path: str, length: int, offset: int = 0) -> bytes:
     """Read without mapping (a truncated or hostile segment cannot SIGBUS us this way)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -47,13 +61,17 @@ def describe(name: str) -> PoolEntry:
     """Read one segment's header (and hold table) from /dev/shm without mapping it."""
     path = os.path.join(SHM_DIR, name)
     shm_name = "/" + name
+    info: os.stat_result | None = None
     try:
-        size = os.stat(path, follow_symlinks=False).st_size
+        info = os.stat(path, follow_symlinks=False)
+        size = info.st_size
         raw = _read(path, L.HEADER_SIZE)
         header = L.decode_header(raw, size)
     except (OSError, L.HeaderError) as exc:
         lock = writer_alive_by_lock(shm_name)
-        return PoolEntry(shm_name, 0 if isinstance(exc, OSError) else size, bool(lock), problem=str(exc))
+        if not lock and info is not None and _being_created(info):
+            return PoolEntry(shm_name, 0, True, problem="being created (empty, not locked yet)")
+        return PoolEntry(shm_name, info.st_size if info else 0, bool(lock), problem=str(exc))
     lay = header.layout
     # The liveness lock is authoritative; pid + start time only where the lock cannot be read.
     lock = writer_alive_by_lock(shm_name)
