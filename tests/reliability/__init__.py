@@ -60,7 +60,9 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``python -m loanbus.cli.main ARGS`` as a user would (wide terminal, no colour)."""
     env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1", "TERM": "dumb"}
-    return subprocess.run([*LOANBUS, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    return subprocess.run(
+        [*LOANBUS, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+    )
 
 
 def python(code: str, **kwargs: Any) -> subprocess.Popen[str]:
