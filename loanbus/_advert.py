@@ -35,6 +35,7 @@ class ReaderAdvert:
     uid: int
     pid: int
     shm: bool
+    reliable: bool = True  # only a reliable reader returns the holds a reliable writer sets
 
 
 def _encode(kind: str, body: dict[str, Any]) -> bytes:

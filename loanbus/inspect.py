@@ -67,6 +67,10 @@ def describe(name: str) -> PoolEntry:
         size = info.st_size
         raw = _read(path, L.HEADER_SIZE)
         header = L.decode_header(raw, size)
+    except PermissionError:
+        # Another user's pool: we cannot tell whether it lives, so it is never ours to remove.
+        owner = info.st_uid if info is not None else "?"
+        return PoolEntry(shm_name, info.st_size if info else 0, True, problem=f"owned by uid {owner}")
     except (OSError, L.HeaderError) as exc:
         lock = writer_alive_by_lock(shm_name)
         if not lock and info is not None and _being_created(info):

@@ -2,7 +2,7 @@
 
 No DDS here: two processes and a pool are enough to exercise everything. ``WriterPool``
 owns and creates the segment; ``ReaderPool`` attaches to it read-only and writes only its
-own hold row. The consistency protocol of docs/consistency.md is implemented here:
+own hold row. The consistency protocol of docs/shm-layout.md is implemented here:
 
 * ``acquire`` stores a fresh sequence number into the slot *before* the user writes;
 * ``publish`` marks it WRITTEN and, in reliable mode, sets each attached reader's hold cell;
@@ -250,7 +250,10 @@ class WriterPool:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._semaphore.wait(min(remaining, 1.0))
+                # The wake-up handshake (writer_waiting vs. hold cells) is a store followed by
+                # a load on both sides, which x86-64 may reorder; a missed post costs at most
+                # this short re-check interval, never a failure.
+                self._semaphore.wait(min(remaining, 0.05))
         finally:
             self._header[L.WAITING_WORD] = 0
         self.stats.loan_timeouts += 1

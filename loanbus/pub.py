@@ -245,6 +245,8 @@ class DataWriter(Closeable, Generic[T]):
             ad = _advert.decode_reader(peer.user_data)
             if ad is None or not ad.shm or ad.host != self._host:
                 continue
+            if self.qos.reliable and not ad.reliable:
+                continue  # a best-effort reader never returns holds: it must not pin slots
             if ad.uid != os.getuid() and self.qos.shm_group is None:
                 continue
             try:

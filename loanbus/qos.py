@@ -48,6 +48,11 @@ class Qos:
             raise ValueError(f"max_blocking_time must be >= 0, not {self.max_blocking_time}")
         if self.history_depth is not None and self.history_depth < 1:
             raise ValueError(f"history_depth must be >= 1 or None, not {self.history_depth}")
+        if self.durability is Durability.TRANSIENT_LOCAL and self.reliability is not Reliability.RELIABLE:
+            raise ValueError(
+                "TRANSIENT_LOCAL durability needs RELIABLE reliability: Cyclone DDS delivers "
+                "history to late joiners only over a reliable match"
+            )
         if self.max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, not {self.max_samples}")
         if not 1 <= self.reader_rows <= 1024:

@@ -129,7 +129,12 @@ class DataReader(Closeable, Generic[T]):
         self.reader_id = os.urandom(16)
         self._host = host_identity()
         advert = _advert.ReaderAdvert(
-            reader_id=self.reader_id.hex(), host=self._host, uid=os.getuid(), pid=os.getpid(), shm=True
+            reader_id=self.reader_id.hex(),
+            host=self._host,
+            uid=os.getuid(),
+            pid=os.getpid(),
+            shm=True,
+            reliable=qos.reliable,
         )
         self._refs = RefReader(
             topic.participant.transport,

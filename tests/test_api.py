@@ -264,3 +264,26 @@ def test_the_public_names_are_pinned() -> None:
     }
     for name in loanbus.__all__:
         assert hasattr(loanbus, name)
+
+
+def test_a_best_effort_reader_never_pins_a_reliable_writers_slots(dp: loanbus.DomainParticipant) -> None:
+    topic = loanbus.Topic(dp, "mixed", SMALL)
+    writer = loanbus.DataWriter(
+        topic, qos=loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, max_samples=1, max_blocking_time=0.2)
+    )
+    reader = loanbus.DataReader(topic, qos=BE1)
+    assert writer.wait_for_readers(1, timeout=10) and reader.wait_for_writers(1, timeout=10)
+    for value in range(5):  # more writes than slots, and the reader takes nothing
+        loan = writer.get_loan()
+        loan.data["value"] = value
+        writer.write(loan)
+    assert writer.statistics().loan_timeouts == 0
+    assert [m.shm for m in writer.matched_readers()] == [False]  # no hold row for it
+    samples = reader.take(timeout=5.0)
+    assert samples and int(samples[-1].data["value"]) == 4  # it still reads zero-copy
+    reader.return_loan(samples)
+
+
+def test_transient_local_without_reliable_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="RELIABLE"):
+        loanbus.Qos(durability=loanbus.Durability.TRANSIENT_LOCAL)

@@ -82,3 +82,25 @@ def test_clean_removes_the_pool_of_a_killed_writer_and_spares_live_ones(shm_pref
         live.close()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_another_users_live_pool_is_never_taken_for_dead(shm_prefix: str) -> None:
+    import pytest
+
+    from loanbus.inspect import list_pools, reap_dead
+
+    if os.getuid() != 0:
+        pytest.skip("needs root to act as a second user")
+    live = WriterPool(segment_name(0, "mine", os.urandom(16)), _T, slot_count=2, reader_rows=1, writer_guid=b"m" * 16)
+    try:
+        os.seteuid(65534)  # act as 'nobody': the kernel's permission checks apply for real
+        try:
+            entries = [p for p in list_pools() if p.name == live.name]
+            removed = reap_dead(live.name[: live.name.rfind(".") + 1])
+        finally:
+            os.seteuid(0)
+        assert [(e.alive, e.problem) for e in entries] == [(True, "owned by uid 0")]
+        assert removed == []
+        assert os.path.exists("/dev/shm" + live.name)  # the other user did not remove it
+    finally:
+        live.close()

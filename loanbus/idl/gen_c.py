@@ -194,9 +194,15 @@ static inline void *loanbus_segment_payload(void *segment, uint64_t slot) {
     loanbus_header *h = (loanbus_header *)segment;
     return (char *)segment + h->payload_offset + slot * h->slot_stride;
 }
-/* The sequence number of a slot, loaded with acquire ordering (is_data_consistent). */
+/* The sequence number of a slot, loaded with acquire ordering (before reading a sample). */
 static inline uint64_t loanbus_slot_seq(void *segment, uint64_t slot) {
     return __atomic_load_n(&loanbus_segment_slot(segment, slot)->seq, __ATOMIC_ACQUIRE);
+}
+/* is_data_consistent: call AFTER reading the payload. The acquire fence keeps the payload
+   reads from moving past the re-read of the sequence number on weakly ordered CPUs. */
+static inline int loanbus_is_data_consistent(void *segment, uint64_t slot, uint64_t seq) {
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(&loanbus_segment_slot(segment, slot)->seq, __ATOMIC_RELAXED) == seq;
 }"""
 
 
