@@ -26,7 +26,9 @@ def main(domain_id: int = 0) -> None:
 
             for sample in reader.take(max_samples=8, timeout=5.0):
                 red = int(sample.data["pixels"][0, 0, 0])  # read-only view of the same RAM
-                print(f"seq={int(sample.data['seq'])} red={red} consistent={reader.is_data_consistent(sample)}")
+                print(
+                    f"seq={int(sample.data['seq'])} red={red} consistent={reader.is_data_consistent(sample)}"
+                )
                 reader.return_loan(sample)
 
 

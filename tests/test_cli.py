@@ -91,7 +91,9 @@ def test_another_users_live_pool_is_never_taken_for_dead(shm_prefix: str) -> Non
 
     if os.getuid() != 0:
         pytest.skip("needs root to act as a second user")
-    live = WriterPool(segment_name(0, "mine", os.urandom(16)), _T, slot_count=2, reader_rows=1, writer_guid=b"m" * 16)
+    live = WriterPool(
+        segment_name(0, "mine", os.urandom(16)), _T, slot_count=2, reader_rows=1, writer_guid=b"m" * 16
+    )
     try:
         os.seteuid(65534)  # act as 'nobody': the kernel's permission checks apply for real
         try:
