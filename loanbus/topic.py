@@ -19,6 +19,7 @@ def check_endpoint_args(topic: object, qos: object) -> Qos:
     """Validate the (topic, qos) a DataWriter or DataReader is made with; the Qos to use."""
     if not isinstance(topic, Topic):
         raise TypeError(f"topic must be a Topic, not {topic!r}")
+    topic.participant._check_open()  # before anything is created that would need undoing
     if qos is None:
         return Qos()
     if not isinstance(qos, Qos):

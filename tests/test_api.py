@@ -287,3 +287,14 @@ def test_a_best_effort_reader_never_pins_a_reliable_writers_slots(dp: loanbus.Do
 def test_transient_local_without_reliable_is_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="RELIABLE"):
         loanbus.Qos(durability=loanbus.Durability.TRANSIENT_LOCAL)
+
+
+def test_a_closed_participant_refuses_new_writers_and_readers(domain_id: int, shm_prefix: str) -> None:
+    dp = loanbus.DomainParticipant(domain_id=domain_id)
+    topic = loanbus.Topic(dp, "late", SMALL)
+    dp.close()
+    with pytest.raises(loanbus.ClosedError):
+        loanbus.DataWriter(topic)
+    with pytest.raises(loanbus.ClosedError):
+        loanbus.DataReader(topic)
+    assert not [n for n in os.listdir("/dev/shm") if shm_prefix in n]
