@@ -7,10 +7,11 @@ short JSON documents tagged ``loanbus``; anything else in user data is ignored.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, TypeVar
 
 TAG = "loanbus"
+_A = TypeVar("_A", "WriterAdvert", "ReaderAdvert")
 VERSION = 1
 
 
@@ -62,18 +63,46 @@ def encode_reader(advert: ReaderAdvert) -> bytes:
     return _encode("reader", asdict(advert))
 
 
-def decode_writer(data: bytes) -> WriterAdvert | None:
-    """The writer's advert, or None if the user data is not a (well-formed) loanbus advert."""
-    doc = _decode(data, "writer")
-    try:
-        return WriterAdvert(**doc) if doc is not None else None
-    except TypeError:
+_TYPES = {"str": str, "int": int, "bool": bool}
+
+
+def _build(cls: type[_A], doc: dict[str, Any] | None) -> _A | None:
+    """``cls(**doc)`` if every field is present (or defaulted) with the right JSON type."""
+    if doc is None:
         return None
+    for f in fields(cls):
+        if f.name not in doc:
+            if f.default is MISSING:
+                return None
+            continue
+        value, wanted = doc[f.name], _TYPES[str(f.type)]
+        if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+            return None
+    try:
+        return cls(**doc)
+    except TypeError:  # unknown keys
+        return None
+
+
+def decode_writer(data: bytes) -> WriterAdvert | None:
+    """The writer's advert, or None if the user data is not a well-formed loanbus advert."""
+    advert = _build(WriterAdvert, _decode(data, "writer"))
+    if advert is not None:
+        try:
+            if len(bytes.fromhex(advert.writer_guid)) != 16:
+                return None
+        except ValueError:
+            return None
+    return advert
 
 
 def decode_reader(data: bytes) -> ReaderAdvert | None:
-    doc = _decode(data, "reader")
-    try:
-        return ReaderAdvert(**doc) if doc is not None else None
-    except TypeError:
-        return None
+    """The reader's advert, or None if the user data is not a well-formed loanbus advert."""
+    advert = _build(ReaderAdvert, _decode(data, "reader"))
+    if advert is not None:
+        try:
+            if len(bytes.fromhex(advert.reader_id)) != 16:
+                return None
+        except ValueError:
+            return None
+    return advert

@@ -126,6 +126,9 @@ class Segment:
     def owner_uid(self) -> int:
         return os.fstat(self._fd).st_uid
 
+    def owner_gid(self) -> int:
+        return os.fstat(self._fd).st_gid
+
     def map_writable(self, offset: int, length: int) -> mmap.mmap:
         """A second, writable mapping of one page-aligned window (a reader's own hold row)."""
         if offset % mmap.PAGESIZE or offset + length > self.size:

@@ -368,7 +368,16 @@ class ReaderPool:
     _row: memoryview | None = None
     _row_index: int | None = None
 
-    def __init__(self, name: str, stype: ShmemType, *, writer_guid: bytes | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        stype: ShmemType,
+        *,
+        writer_guid: bytes | None = None,
+        trusted_group: int | None = None,
+    ) -> None:
+        """Attach to ``name``. A pool is trusted only if this user owns it, or if its group is
+        ``trusted_group`` (the reader's ``Qos.shm_group``): another user cannot slip us data."""
         self.name = name
         try:
             self._segment = seg = Segment.attach(name)
@@ -398,6 +407,11 @@ class ReaderPool:
             if owner != header.writer_uid:
                 raise PoolFormatError(
                     f"pool {name} is owned by uid {owner} but claims writer uid {header.writer_uid}"
+                )
+            if owner != os.geteuid() and (trusted_group is None or seg.owner_gid() != trusted_group):
+                raise PoolFormatError(
+                    f"pool {name} belongs to uid {owner}, not to this user; a reader trusts another "
+                    "user's pool only through a group it names in Qos(shm_group=...)"
                 )
             self.header = header
             self.layout = layout = header.layout

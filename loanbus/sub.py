@@ -151,6 +151,7 @@ class DataReader(Closeable, Generic[T]):
         self._unmappable: dict[int, str] = {}
         self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
         self._lost_writers = 0
+        self._gone: set[int] = set()  # publication handles of writers whose pools we retired
         self._arm(f"DataReader on {topic.name!r}", partial(_release_reader, self._refs, self._pools))
         topic.participant._adopt(self)
 
@@ -204,8 +205,8 @@ class DataReader(Closeable, Generic[T]):
 
     def _open_pool(self, handle: int) -> _PoolEntry | None:
         """Map the pool of a newly seen writer; remember writers whose pool we cannot map."""
-        if handle in self._unmappable:
-            return None
+        if handle in self._unmappable or handle in self._gone:
+            return None  # a late reference from a writer already gone is dropped
         peer = self._refs.writer_info(handle)
         advert = _advert.decode_writer(peer.user_data) if peer is not None else None
         reason = None
@@ -215,7 +216,12 @@ class DataReader(Closeable, Generic[T]):
             reason = f"the writer runs on another host ({advert.host})"
         else:
             try:
-                pool = ReaderPool(advert.segment, self._stype, writer_guid=bytes.fromhex(advert.writer_guid))
+                pool = ReaderPool(
+                    advert.segment,
+                    self._stype,
+                    writer_guid=bytes.fromhex(advert.writer_guid),
+                    trusted_group=self.qos.shm_group,
+                )
             except (PoolFormatError, ValueError) as exc:
                 reason = str(exc)
             else:
@@ -232,6 +238,7 @@ class DataReader(Closeable, Generic[T]):
         alive = {peer.handle for peer in self._refs.matched_writers()}
         for handle in [h for h in self._pools if h not in alive]:
             entry = self._pools.pop(handle)
+            self._gone.add(handle)
             entry.retired = True
             entry.maybe_close()
             self._lost_writers += 1

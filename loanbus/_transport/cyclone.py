@@ -56,8 +56,10 @@ class LoanRef(IdlStruct, typename="loanbus::LoanRef"):
 
 
 _CDR_LE = b"\x00\x01\x00\x00"
-_REF = struct.Struct("<QQI4x")
-_REF_BYTES = 4 + _REF.size
+_REF = struct.Struct("<QQI4x")  # what loanbus writes: padded to a multiple of 8
+_REF_FIELDS = struct.Struct("<QQI")  # what it accepts: any little-endian CDR of LoanRef
+_REF_BYTES = 4 + _REF_FIELDS.size
+_LE_ENCODINGS = (b"\x00\x01", b"\x00\x07")  # CDR_LE and XCDR2 plain LE: same offsets here
 _ANY = SampleState.Any | ViewState.Any | InstanceState.Any
 DEFAULT_LEASE = 10.0
 
@@ -390,11 +392,11 @@ class RefReader:
         ret = ddspy_take(self._ref, _ANY, max_samples)
         if isinstance(ret, int):
             raise TransportError(f"Cyclone DDS refused to take references (return code {ret})")
-        unpack = _REF.unpack_from
+        unpack = _REF_FIELDS.unpack_from
         return [
             RefMessage(info.publication_handle, slot, seq, size, info.source_timestamp)
             for data, info in ret
-            if info.valid_data and len(data) >= _REF_BYTES
+            if info.valid_data and len(data) >= _REF_BYTES and data[:2] in _LE_ENCODINGS
             for seq, size, slot in (unpack(data, 4),)
         ]
 

@@ -69,6 +69,15 @@ def test_a_segment_owned_by_another_uid_than_its_header_claims_is_refused(pool: 
     _refused(pool.name, f"owned by uid 4242 but claims writer uid {os.getuid()}")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+def test_another_users_well_formed_pool_is_trusted_only_through_a_named_group(pool: WriterPool) -> None:
+    os.chown(shm_path(pool.name), 4242, 4343)
+    poke_header(pool.name, "writer_uid", 4242)  # consistent: a genuine pool of user 4242
+    _refused(pool.name, "belongs to uid 4242, not to this user")
+    _refused(pool.name, "belongs to uid 4242", trusted_group=1234)  # not its group
+    ReaderPool(pool.name, SMALL, trusted_group=4343).close()  # the group the reader names
+
+
 def test_a_header_claiming_another_writer_uid_is_refused(pool: WriterPool) -> None:
     poke_header(pool.name, "writer_uid", os.getuid() + 4242)
     _refused(pool.name, f"owned by uid {os.getuid()} but claims writer uid {os.getuid() + 4242}")
