@@ -48,6 +48,21 @@ def record(test: str, **figures: Any) -> None:
             f.write(line + "\n")
 
 
+def tally(counts: Any, consistent: bool, whole: bool) -> None:
+    """Count one taken sample: consistent or not, and whether its bytes were all one generation.
+
+    ``torn_accepted`` (consistent but mixed bytes) is what must stay 0; ``torn_detected``
+    shows the race was really exercised.
+    """
+    if consistent:
+        counts["consistent"] += 1
+        counts["torn_accepted"] += not whole
+    else:
+        counts["inconsistent"] += 1
+        counts["torn_detected"] += not whole
+    counts["taken"] += 1
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.01) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ import pytest
 
 import loanbus
 from tests.helpers import CTX, fill_value, join_ok, start
-from tests.reliability import record, stress
+from tests.reliability import record, stress, tally
 
 MIB = 1 << 20
 TORN = loanbus.ShmemType("rel::Torn", np.dtype([("seq", "<u8"), ("payload", "u1", (MIB - 8,))]))
@@ -61,13 +61,7 @@ def _reader(domain_id: int, out: Any, done: Any) -> None:
                 for part in np.array_split(payload, 8):
                     whole &= not np.any(part != fill_value(seq))
                 whole &= int(sample.data["seq"]) == seq
-                if reader.is_data_consistent(sample):
-                    counts["consistent"] += 1
-                    counts["torn_accepted"] += not whole
-                else:
-                    counts["inconsistent"] += 1
-                    counts["torn_detected"] += not whole
-                counts["taken"] += 1
+                tally(counts, reader.is_data_consistent(sample), whole)
                 reader.return_loan(sample)
         out.put(dict(counts))
 

@@ -23,7 +23,7 @@ import loanbus
 from loanbus._shm import Segment
 from loanbus.inspect import list_pools
 from tests.helpers import CTX, fill_value, join_ok, start
-from tests.reliability import python, record, run_cli, shm_entries, stress
+from tests.reliability import python, record, run_cli, shm_entries, stress, tally
 
 PAYLOAD = 256 * 1024
 CRASH = loanbus.ShmemType("rel::Crash", np.dtype([("seq", "<u8"), ("payload", "u1", (PAYLOAD,))]))
@@ -112,13 +112,7 @@ def reader_main(domain_id: int, out: Any, stop: Any) -> None:
                 seq = sample.info.sequence_number
                 data = sample.data
                 whole = int(data["seq"]) == seq and not np.any(data["payload"] != fill_value(seq))
-                if reader.is_data_consistent(sample):
-                    counts["consistent"] += 1
-                    counts["torn_accepted"] += not whole
-                else:
-                    counts["inconsistent"] += 1
-                    counts["torn_detected"] += not whole
-                counts["taken"] += 1
+                tally(counts, reader.is_data_consistent(sample), whole)
                 writers.add(sample.info.publication_handle)
                 reader.return_loan(sample)
         # Every writer is dead by now: DDS reports them gone and the reader drops their pools.
