@@ -10,7 +10,17 @@ from collections.abc import Iterator
 import pytest
 
 _SESSION_TAG = f"t{os.getpid()}"
-_domains = itertools.cycle(range(1, 230))
+
+
+def _domain_range() -> range:
+    """Domains this session may use: LOANBUS_TEST_DOMAINS="FIRST-LAST" lets two suites run side by
+    side on one machine (for example from two checkouts) without seeing each other."""
+    spec = os.environ.get("LOANBUS_TEST_DOMAINS", "1-229")
+    first, _, last = spec.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
+_domains = itertools.cycle(_domain_range())
 _counter = itertools.count()
 
 
