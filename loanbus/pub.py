@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from loanbus import _advert
+from loanbus._export import DLPackField, field_view
 from loanbus._layout import ABI_VERSION
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
@@ -58,6 +59,13 @@ class Loan:
     @property
     def active(self) -> bool:
         return self._state is _ACTIVE
+
+    def dlpack(self, field: str) -> DLPackField:
+        """Field ``field`` for ``torch.from_dlpack`` / ``np.from_dlpack``: zero-copy, writable.
+
+        Fill the pool in place from an array library (docs/ecosystem.md); valid like ``data``.
+        """
+        return DLPackField(field_view(self.data, field), field)
 
     def __repr__(self) -> str:
         return f"Loan(slot={self.slot}, seq={self.sequence_number}, {self._state})"

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-from loanbus import _advert
+from loanbus import _advert, _aio
+from loanbus._export import DLPackField, field_view
 from loanbus._lifetime import Closeable, wait_until
+from loanbus._notify import DataNotifier
 from loanbus._proc import host_identity
 from loanbus._transport import EndpointQos, RefMessage, RefReader
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError
@@ -64,6 +67,13 @@ class LoanedSample:
     def returned(self) -> bool:
         return self._returned
 
+    def dlpack(self, field: str) -> DLPackField:
+        """Field ``field`` for ``np.from_dlpack`` / ``torch.from_dlpack``: zero-copy, read-only.
+
+        See docs/ecosystem.md. Valid like ``data``: until the sample is returned.
+        """
+        return DLPackField(field_view(self.data, field), field)
+
     def __repr__(self) -> str:
         state = "returned" if self._returned else "taken"
         return f"LoanedSample(seq={self.info.sequence_number}, slot={self.info.slot}, {state})"
@@ -109,19 +119,51 @@ class WriterMatch:
     shm: bool
 
 
-def _release_reader(refs: RefReader, pools: dict[int, _PoolEntry]) -> None:
+def _release_reader(refs: RefReader, pools: dict[int, _PoolEntry], notifier: DataNotifier) -> None:
+    notifier.stop()
+    if notifier.inside_callback():
+        # Cyclone cannot delete a reader from inside its own listener: finish on a short-lived
+        # thread, which deletes it (waiting for this callback to return) and then the pools.
+        threading.Thread(
+            target=_release_later, args=(refs, pools), name="loanbus-reader-close", daemon=True
+        ).start()
+        return
+    _release_pools(pools)
+    refs.close()
+
+
+def _release_later(refs: RefReader, pools: dict[int, _PoolEntry]) -> None:
+    refs.close()
+    _release_pools(pools)
+
+
+def _release_pools(pools: dict[int, _PoolEntry]) -> None:
     for entry in pools.values():
         entry.pool.release_all()
         entry.retired = True
         entry.pool.close()
     pools.clear()
-    refs.close()
 
 
 class DataReader(Closeable, Generic[T]):
-    """Takes references from DDS and hands out read-only views of the writers' pools."""
+    """Takes references from DDS and hands out read-only views of the writers' pools.
 
-    def __init__(self, topic: Topic[T], qos: Qos | None = None) -> None:
+    ``on_data_available(reader)`` is called from a Cyclone thread when references arrive
+    (docs/ecosystem.md); ``await take_async()`` and ``async for`` serve asyncio.
+    """
+
+    _notifier: DataNotifier | None = None
+    _listening = False  # the data-available listener is installed
+
+    def __init__(
+        self,
+        topic: Topic[T],
+        qos: Qos | None = None,
+        *,
+        on_data_available: Callable[[DataReader[T]], None] | None = None,
+    ) -> None:
+        if on_data_available is not None and not callable(on_data_available):
+            raise TypeError(f"on_data_available must be callable, not {on_data_available!r}")
         self.qos = qos = check_endpoint_args(topic, qos)
         self.topic = topic
         self._stype = topic.shmem_type
@@ -152,8 +194,12 @@ class DataReader(Closeable, Generic[T]):
         self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
         self._lost_writers = 0
         self._gone: set[int] = set()  # publication handles of writers whose pools we retired
-        self._arm(f"DataReader on {topic.name!r}", partial(_release_reader, self._refs, self._pools))
+        self._notifier = notifier = DataNotifier(self, on_data_available)
+        release = partial(_release_reader, self._refs, self._pools, notifier)
+        self._arm(f"DataReader on {topic.name!r}", release)
         topic.participant._adopt(self)
+        if on_data_available is not None:
+            self._notifications()
 
     # -- taking ------------------------------------------------------------------------
 
@@ -286,6 +332,38 @@ class DataReader(Closeable, Generic[T]):
             if entry.retired:
                 entry.maybe_close()
         self._returned += len(batch)
+
+    # -- push and asyncio (docs/ecosystem.md) ------------------------------------------
+
+    def _notifications(self) -> DataNotifier:
+        """The reader's notifier, its data-available listener installed on first use."""
+        self._check_open()
+        notifier = self._notifier
+        assert notifier is not None
+        if not self._listening:
+            self._refs.set_data_listener(notifier.on_data)
+            self._listening = True
+        return notifier
+
+    async def take_async(self, max_samples: int = 16, timeout: float | None = None) -> list[LoanedSample]:
+        """Like ``take`` but awaits the first sample: up to ``timeout`` s, or without limit if None.
+
+        ``[]`` when the timeout passes; ``ClosedError`` if the reader is closed meanwhile. The
+        caller owns the samples and returns them with ``return_loan``.
+        """
+        return await _aio.take_async(self, max_samples, timeout)
+
+    def __aiter__(self) -> _aio.SampleStream:
+        """``async for sample in reader``: each sample is returned when the next is asked for."""
+        self._check_open()
+        return _aio.SampleStream(self)
+
+    def close(self) -> None:
+        """Stop callbacks (waiting for one in progress), wake async waiters, release everything."""
+        notifier = self._notifier
+        if notifier is not None:
+            notifier.stop()  # first: a callback in progress still sees an open reader
+        super().close()
 
     # -- observability -----------------------------------------------------------------
 
