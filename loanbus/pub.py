@@ -320,8 +320,10 @@ class DataWriter(Closeable, Generic[T]):
 
     def close(self) -> None:
         """Stop publishing, invalidate outstanding loans, unlink the pool (idempotent)."""
-        for loan in list(getattr(self, "_loans", {}).values()):
+        loans = getattr(self, "_loans", {})
+        for loan in loans.values():
             loan._state = "invalidated by close()"
+        loans.clear()  # a closed writer must not pin its mapping: the last user view unmaps it
         super().close()
 
     def __repr__(self) -> str:

@@ -19,7 +19,12 @@ from tests.helpers import CTX, join_ok, start
 IMAGE = loanbus.ShmemType(
     "eco::Image",
     np.dtype(
-        [("value", "<i8"), ("rgb", "u1", (120, 160, 3)), ("gray", "u1", (120, 160)), ("depth", "<f4", (120, 160))]
+        [
+            ("value", "<i8"),
+            ("rgb", "u1", (120, 160, 3)),
+            ("gray", "u1", (120, 160)),
+            ("depth", "<f4", (120, 160)),
+        ]
     ),
 )
 RELIABLE_2 = dict(reliability="RELIABLE", max_samples=1, max_blocking_time=10.0)  # 2 slots
@@ -122,9 +127,9 @@ def segment_mapping(segment: str, *, offset: int = 0) -> tuple[int, str] | None:
     with open("/proc/self/maps") as maps:
         for line in maps:
             parts = line.split(maxsplit=5)
-            if len(parts) == 6 and parts[5].strip().removesuffix(" (deleted)") == path:
-                if int(parts[2], 16) == offset:
-                    return int(parts[0].split("-")[0], 16), parts[1]
+            named = len(parts) == 6 and parts[5].strip().removesuffix(" (deleted)") == path
+            if named and int(parts[2], 16) == offset:
+                return int(parts[0].split("-")[0], 16), parts[1]
     return None
 
 

@@ -220,7 +220,7 @@ def test_several_readers_share_one_event_loop(domain_id: int) -> None:
         loanbus.DomainParticipant(domain_id) as dp,
     ):
         readers = [_reader(dp, RELIABLE_2, "left"), _reader(dp, RELIABLE_2, "right")]
-        for w, r in zip((left, right), readers):
+        for w, r in zip((left, right), readers, strict=True):
             w.matched()
             assert r.wait_for_writers(1, timeout=30)
         left.commands.put(("write", list(range(count))))
