@@ -429,20 +429,15 @@ class RefReader:
 
     # -- push notification: installed only when a DataReader asks (async, on_data_available) --
 
-    def set_data_listener(self, on_data: Callable[[], None] | None) -> None:
-        """Call ``on_data()`` from Cyclone's listener thread when references arrive; None stops it.
+    def set_data_listener(self, on_data: Callable[[], None]) -> None:
+        """Call ``on_data()`` from Cyclone's listener thread whenever references arrive.
 
         Off by default: each call takes the GIL on a Cyclone thread, a cost that readers which
-        only ``take()`` must not pay. The match flag keeps working either way.
+        only ``take()`` must not pay. The match flag keeps working; deleting the reader ends it.
         """
         dr = self._reader()
         listener = dr._listener
-        if on_data is None:
-            if "on_data_available" not in listener._set_functors:
-                return
-            listener.set_on_data_available(None)  # type: ignore[arg-type]  # None unsets it
-        else:
-            listener.set_on_data_available(lambda _reader: on_data())
+        listener.set_on_data_available(lambda _reader: on_data())
         with _wrapped("set the data-available listener"):
             ret = dr._set_listener(dr._ref, listener._ref)
             if ret != 0:
