@@ -363,7 +363,9 @@ class WriterPool:
                 header[L.STATE_WORD] = L.SegmentState.CLOSED
             seg.unlink()
             _release_views(*(self.__dict__.pop(n, None) for n in ("_header", "_slots", "_holds")))
-            for name in ("_owners", "_payloads"):
+            # Every view of the mapping goes, the ``payloads`` alias too: a closed pool must not
+            # keep the mapping alive; only the user's own views may (docs/ecosystem.md).
+            for name in ("_owners", "_payloads", "payloads"):
                 self.__dict__.pop(name, None)
             seg.close()
         if sem is not None:
