@@ -65,7 +65,9 @@ def run(domain_id: int, frames: int, seconds: float, report_every: float) -> Tal
         print(f"consumer: taking frames from '{TOPIC}'", flush=True)
         start = time.monotonic()
         try:
-            while (not frames or tally.frames < frames) and (not seconds or time.monotonic() - start < seconds):
+            while (not frames or tally.frames < frames) and (
+                not seconds or time.monotonic() - start < seconds
+            ):
                 for sample in reader.take(max_samples=16, timeout=0.5):
                     image = Image(sample.data)
                     result = channel_means(pixels(image))  # reads 6 MB of the producer's RAM
@@ -90,7 +92,9 @@ def run(domain_id: int, frames: int, seconds: float, report_every: float) -> Tal
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--domain", type=int, default=0, help="DDS domain id (default 0)")
     parser.add_argument("--frames", type=int, default=0, help="stop after this many frames (0: never)")
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: never)")

@@ -36,12 +36,13 @@ def pixels(image: Any) -> np.ndarray[Any, Any]:
 
 
 def exit_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit, so ``with`` blocks close pools and unlink segments."""
+    """Treat SIGTERM like Ctrl-C: a KeyboardInterrupt, so the process prints its summary and
+    its ``with`` blocks close pools and unlink segments."""
 
-    def _exit(signum: int, _frame: Any) -> NoReturn:
-        raise SystemExit(128 + signum)
+    def _interrupt(_signum: int, _frame: Any) -> NoReturn:
+        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 # A 3x5 bitmap font for the frame counter, one string of 15 cells per digit.

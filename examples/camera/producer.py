@@ -14,8 +14,18 @@ import argparse
 import time
 
 import loanbus
-from examples.camera.frames import HEIGHT, STRIDE, TOPIC, WIDTH, Image, Painter, PixelFormat, pixels, qos
-from examples.camera.frames import exit_on_sigterm
+from examples.camera.frames import (
+    HEIGHT,
+    STRIDE,
+    TOPIC,
+    WIDTH,
+    Image,
+    Painter,
+    PixelFormat,
+    exit_on_sigterm,
+    pixels,
+    qos,
+)
 
 
 def run(domain_id: int, rate: float, seconds: float, report_every: float) -> int:
@@ -43,8 +53,10 @@ def run(domain_id: int, rate: float, seconds: float, report_every: float) -> int
                 writer.write(loan)
                 n += 1
                 if report_every and (now := time.monotonic()) >= next_report + report_every:
-                    print(f"producer: frame {n - 1}, {(n - reported) / (now - next_report):.1f} frames/s",
-                          flush=True)
+                    print(
+                        f"producer: frame {n - 1}, {(n - reported) / (now - next_report):.1f} frames/s",
+                        flush=True,
+                    )
                     next_report, reported = now, n
         except KeyboardInterrupt:
             pass
@@ -54,7 +66,9 @@ def run(domain_id: int, rate: float, seconds: float, report_every: float) -> int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--domain", type=int, default=0, help="DDS domain id (default 0)")
     parser.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: never)")

@@ -123,7 +123,9 @@ class FrameSource(threading.Thread):
                 next_poll = 0.0
                 while not self._stop_requested.is_set():
                     if time.monotonic() >= next_poll:  # who produces, for the page
-                        self.stats.writers = [{"pid": w.pid, "zero_copy": w.shm} for w in reader.matched_writers()]
+                        self.stats.writers = [
+                            {"pid": w.pid, "zero_copy": w.shm} for w in reader.matched_writers()
+                        ]
                         next_poll = time.monotonic() + 0.5
                     samples = reader.take(max_samples=16, timeout=0.2)
                     if samples:
@@ -278,7 +280,9 @@ async def serve(domain_id: int, host: str, port: int, quality: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--domain", type=int, default=0, help="DDS domain id (default 0)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one (default 8080)")
