@@ -239,10 +239,10 @@ def test_one_command_serves_a_live_page_that_chromium_shows_and_stops_cleanly(
         assert shots[0] != shots[1]  # the picture moved within a second
         assert camera.stop() == 0
         out = "\n".join(camera.lines)
-        assert "camera: stopped" in out
-        assert re.search(r"producer: wrote \d+ frames", out)
-        assert re.search(r"consumer: took \d+ frames", out)
-        assert "stream_server: stopped after" in out
+        assert "camera: stopped" in out, out
+        assert re.search(r"producer: wrote \d+ frames", out), out
+        assert re.search(r"consumer: took \d+ frames", out), out
+        assert "stream_server: stopped after" in out, out
         assert _loanbus_shm(shm_prefix) == []
     finally:
         camera.stop()
@@ -259,7 +259,12 @@ async def _look_at_the_page(url: str, tmp_path: Path) -> tuple[bytes, bytes]:
             timeout=30,
         )
         assert size == [1920, 1080]
-        await browser.wait_for("document.getElementById('status').textContent === 'live'", timeout=30)
+        await browser.wait_for(  # the page has polled statistics that show a running producer
+            "(() => { const t = (id) => document.getElementById(id).textContent;"
+            " return t('status') === 'live' && parseFloat(t('received_fps')) >= 5"
+            " && /^[0-9]+$/.test(t('writers')); })()",
+            timeout=30,
+        )
         shown = await browser.evaluate(
             "Object.fromEntries([...document.querySelectorAll('td.v')].map(e => [e.id, e.textContent]))"
         )

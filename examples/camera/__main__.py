@@ -54,18 +54,28 @@ def _await_url(server: subprocess.Popen[str], lines: queue.Queue[str], timeout: 
     return None
 
 
-def _stop(children: list[subprocess.Popen[str]]) -> None:
-    """SIGTERM each child (producer first), then wait; SIGKILL only one that hangs."""
-    for proc in reversed(children):
+def _stop(children: dict[str, subprocess.Popen[str]]) -> list[str]:
+    """SIGTERM each child (producer first), then wait; SIGKILL only one that hangs.
+
+    Returns what went wrong: children that hung or exited with a non-zero status.
+    """
+    order = list(reversed(children.items()))
+    for _, proc in order:
         if proc.poll() is None:
             proc.terminate()
-    for proc in reversed(children):
+    problems = []
+    for name, proc in order:
         try:
-            proc.wait(15)
+            status = proc.wait(15)
         except subprocess.TimeoutExpired:
-            print(f"camera: pid {proc.pid} did not stop; killing it", file=sys.stderr)
             proc.kill()
             proc.wait()
+            problems.append(f"{name} did not stop within 15 s and was killed")
+        else:
+            # -SIGTERM: it was stopped before it installed its handler, so had made nothing yet.
+            if status not in (0, -signal.SIGTERM):
+                problems.append(f"{name} exited with status {status}")
+    return problems
 
 
 def main() -> None:
@@ -90,7 +100,7 @@ def main() -> None:
     server = _child(
         "stream_server", *common, "--host", args.host, "--port", str(args.port), stdout=subprocess.PIPE
     )
-    children = [server]
+    children = {"stream_server": server}
     assert server.stdout is not None
     threading.Thread(target=_forward, args=(server.stdout, lines), daemon=True).start()
     failed = None
@@ -99,18 +109,18 @@ def main() -> None:
         if url is None:
             failed = "the streaming server did not start"
             return
-        children.append(_child("consumer", *common, "--report-every", "5"))
-        children.append(_child("producer", *common, "--rate", str(args.rate), "--report-every", "5"))
+        children["consumer"] = _child("consumer", *common, "--report-every", "5")
+        children["producer"] = _child("producer", *common, "--rate", str(args.rate), "--report-every", "5")
         print(f"camera: open {url} in a browser; Ctrl-C stops", flush=True)
         while not stop.wait(0.2):
-            dead = [p for p in children if p.poll() is not None]
+            dead = [(name, p.returncode) for name, p in children.items() if p.poll() is not None]
             if dead:
-                failed = f"a child process exited (pid {dead[0].pid}, status {dead[0].returncode})"
+                failed = f"{dead[0][0]} exited with status {dead[0][1]} on its own"
                 return
     finally:
-        _stop(children)
-        if failed:
-            sys.exit(f"camera: {failed}")
+        problems = _stop(children)
+        if failed or problems:
+            sys.exit("camera: " + "; ".join(([failed] if failed else []) + problems))
         print("camera: stopped", flush=True)
 
 

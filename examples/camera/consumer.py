@@ -55,40 +55,32 @@ class Tally:
         return line
 
 
-def run(domain_id: int, frames: int, seconds: float, report_every: float) -> Tally:
+def run(tally: Tally, domain_id: int, frames: int, seconds: float, report_every: float) -> None:
     """Take frames until ``frames`` were taken or ``seconds`` passed (0: no limit)."""
-    tally = Tally()
     means: np.ndarray[Any, Any] | None = None
     sequence = -1
     with loanbus.DomainParticipant(domain_id=domain_id) as dp:
         reader = loanbus.DataReader(loanbus.Topic(dp, TOPIC, Image), qos=qos())
         print(f"consumer: taking frames from '{TOPIC}'", flush=True)
         start = time.monotonic()
-        try:
-            while (not frames or tally.frames < frames) and (
-                not seconds or time.monotonic() - start < seconds
-            ):
-                for sample in reader.take(max_samples=16, timeout=0.5):
-                    image = Image(sample.data)
-                    result = channel_means(pixels(image))  # reads 6 MB of the producer's RAM
-                    number = int(image.sequence)
-                    consistent = reader.is_data_consistent(sample)  # after using the data
-                    latency_ms = (sample.info.reception_timestamp - sample.info.source_timestamp) / 1e6
-                    reader.return_loan(sample)
-                    tally.frames += 1
-                    tally.window_frames += 1
-                    tally.latencies_ms.append(latency_ms)
-                    if consistent:
-                        means, sequence = result, number
-                    else:
-                        tally.inconsistent += 1
-                if report_every and time.monotonic() - tally.window_start >= report_every:
-                    waiting = "consumer: waiting for a producer"
-                    print(tally.report(means, sequence) if tally.frames else waiting, flush=True)
-        except KeyboardInterrupt:
-            pass
-        print(f"consumer: took {tally.frames} frames, {tally.inconsistent} inconsistent", flush=True)
-    return tally
+        while (not frames or tally.frames < frames) and (not seconds or time.monotonic() - start < seconds):
+            for sample in reader.take(max_samples=16, timeout=0.5):
+                image = Image(sample.data)
+                result = channel_means(pixels(image))  # reads 6 MB of the producer's RAM
+                number = int(image.sequence)
+                consistent = reader.is_data_consistent(sample)  # after using the data
+                latency_ms = (sample.info.reception_timestamp - sample.info.source_timestamp) / 1e6
+                reader.return_loan(sample)
+                tally.frames += 1
+                tally.window_frames += 1
+                tally.latencies_ms.append(latency_ms)
+                if consistent:
+                    means, sequence = result, number
+                else:
+                    tally.inconsistent += 1
+            if report_every and time.monotonic() - tally.window_start >= report_every:
+                waiting = "consumer: waiting for a producer"
+                print(tally.report(means, sequence) if tally.frames else waiting, flush=True)
 
 
 def main() -> None:
@@ -101,7 +93,12 @@ def main() -> None:
     parser.add_argument("--report-every", type=float, default=1.0, help="seconds between status lines")
     args = parser.parse_args()
     exit_on_sigterm()
-    run(args.domain, args.frames, args.seconds, args.report_every)
+    tally = Tally()
+    try:
+        run(tally, args.domain, args.frames, args.seconds, args.report_every)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM: leaving run() closed the reader and the participant
+    print(f"consumer: took {tally.frames} frames, {tally.inconsistent} inconsistent", flush=True)
 
 
 if __name__ == "__main__":

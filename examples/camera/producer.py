@@ -28,20 +28,25 @@ from examples.camera.frames import (
 )
 
 
-def run(domain_id: int, rate: float, seconds: float, report_every: float) -> int:
-    """Produce frames at ``rate`` per second for ``seconds`` (0: until stopped); return the count."""
+class Progress:
+    """What the producer reports when it stops, however it stops."""
+
+    frames = 0
+    overwrites = 0
+
+
+def run(progress: Progress, domain_id: int, rate: float, seconds: float, report_every: float) -> None:
+    """Produce frames at ``rate`` per second for ``seconds`` (0: until stopped)."""
     painter = Painter()
     period = 1.0 / rate
-    n = 0
     with loanbus.DomainParticipant(domain_id=domain_id) as dp:
         writer = loanbus.DataWriter(loanbus.Topic(dp, TOPIC, Image), qos=qos())
         print(f"producer: writing {WIDTH}x{HEIGHT} RGB frames at {rate:g}/s to '{TOPIC}'", flush=True)
-        start = next_report = time.monotonic()
-        reported = 0
+        start = last_report = time.monotonic()
+        n = reported = 0
         try:
             while not seconds or time.monotonic() - start < seconds:
-                due = start + n * period
-                if (wait := due - time.monotonic()) > 0:
+                if (wait := start + n * period - time.monotonic()) > 0:
                     time.sleep(wait)
                 loan = writer.get_loan()
                 image = Image(loan.data)
@@ -49,20 +54,15 @@ def run(domain_id: int, rate: float, seconds: float, report_every: float) -> int
                 image.pixelFormat = PixelFormat.RGB8
                 image.payloadSize = STRIDE * HEIGHT
                 image.sequence = n
-                painter.paint(pixels(image), n)
+                painter.paint(pixels(image), n)  # straight into the shared memory
                 writer.write(loan)
-                n += 1
-                if report_every and (now := time.monotonic()) >= next_report + report_every:
-                    print(
-                        f"producer: frame {n - 1}, {(n - reported) / (now - next_report):.1f} frames/s",
-                        flush=True,
-                    )
-                    next_report, reported = now, n
-        except KeyboardInterrupt:
-            pass
-        stats = writer.statistics()
-        print(f"producer: wrote {n} frames, {stats.overwrites} written slots reused", flush=True)
-    return n
+                n = progress.frames = n + 1
+                if report_every and (now := time.monotonic()) >= last_report + report_every:
+                    rate_now = (n - reported) / (now - last_report)
+                    print(f"producer: frame {n - 1}, {rate_now:.1f} frames/s", flush=True)
+                    last_report, reported = now, n
+        finally:
+            progress.overwrites = writer.statistics().overwrites
 
 
 def main() -> None:
@@ -77,7 +77,12 @@ def main() -> None:
     if args.rate <= 0:
         parser.error("--rate must be positive")
     exit_on_sigterm()
-    run(args.domain, args.rate, args.seconds, args.report_every)
+    progress = Progress()
+    try:
+        run(progress, args.domain, args.rate, args.seconds, args.report_every)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM: leaving run() closed the writer, which unlinked its pool
+    print(f"producer: wrote {progress.frames} frames, {progress.overwrites} written slots reused", flush=True)
 
 
 if __name__ == "__main__":
