@@ -37,7 +37,7 @@ class Chromium:
         self.size = (width, height)
         self.proc: subprocess.Popen[bytes] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: aiohttp.ClientWebSocketResponse[bool] | None = None
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> Chromium:

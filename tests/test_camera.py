@@ -207,13 +207,34 @@ def test_the_stream_server_keeps_serving_while_the_producer_stops_and_restarts(
         assert all(_jpeg_size(p) == (1920, 1080) for p in parts)
         assert len(set(parts)) == 3  # three different frames of the new producer
         assert second.stop() == 0
+        viewer = _Viewer(base)  # a viewer still attached when the server stops
         assert server.stop() == 0
+        assert viewer.ended.wait(10), "the MJPEG response did not end when the server stopped"
+        assert viewer.received > 0
         assert any("stream_server: stopped after" in line for line in server.lines)
         assert _loanbus_shm(shm_prefix) == []
     finally:
         for child in (second, first, server):
             if child is not None:
                 child.stop()
+
+
+class _Viewer:
+    """Reads /stream.mjpg in a thread until the server ends the response."""
+
+    def __init__(self, base: str) -> None:
+        self.received = 0
+        self.ended = threading.Event()
+        self._resp = _HTTP.open(base + "stream.mjpg", timeout=30)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while chunk := self._resp.read(65536):
+                self.received += len(chunk)
+        finally:
+            self._resp.close()
+            self.ended.set()
 
 
 def _get_error(url: str, status: int) -> bytes:

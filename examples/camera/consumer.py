@@ -29,7 +29,8 @@ def channel_means(frame: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """
     rows = frame.reshape(HEIGHT, STRIDE)
     column_sums = np.add.reduce(rows, axis=0, dtype=np.uint32)
-    return column_sums.reshape(WIDTH, 3).sum(axis=0) / (WIDTH * HEIGHT)
+    means: np.ndarray[Any, Any] = column_sums.reshape(WIDTH, 3).sum(axis=0) / (WIDTH * HEIGHT)
+    return means
 
 
 class Tally:
