@@ -256,6 +256,11 @@ class WriterPool:
         deadline = time.monotonic() + timeout
         assert self._semaphore is not None
         self._header[L.WAITING_WORD] = 1  # set before re-checking: no return can be missed
+        # The wake-up handshake (writer_waiting vs. hold cells) is a store followed by a load on
+        # both sides, which x86-64 may reorder; a missed post costs at most one re-check
+        # interval, never a failure. The interval starts short (a missed post under a fast
+        # stream costs ~0.5 ms, not 50) and doubles up to 50 ms for a long wait.
+        interval = 0.0005
         try:
             while True:
                 if before_try is not None:
@@ -266,10 +271,8 @@ class WriterPool:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                # The wake-up handshake (writer_waiting vs. hold cells) is a store followed by
-                # a load on both sides, which x86-64 may reorder; a missed post costs at most
-                # this short re-check interval, never a failure.
-                self._semaphore.wait(min(remaining, 0.05))
+                self._semaphore.wait(min(remaining, interval))
+                interval = min(interval * 2, 0.05)
         finally:
             self._header[L.WAITING_WORD] = 0
         self.stats.loan_timeouts += 1
