@@ -21,6 +21,7 @@ import struct
 import posix_ipc
 
 SHM_DIR = "/dev/shm"
+THP_SHMEM_SETTING = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 # struct flock on Linux x86-64: l_type, l_whence, l_start, l_len, l_pid, padding.
 _FLOCK = "hhqqi4x"
 
@@ -171,6 +172,50 @@ class Segment:
             return
         self._unlinked = True
         unlink_segment(self.name)
+
+
+def advise_huge_pages(mapping: mmap.mmap) -> str | None:
+    """Ask for transparent huge pages on a shared mapping; None if granted, else why not.
+
+    POSIX shared memory lives in tmpfs, where huge pages depend on the kernel's shmem THP
+    setting: ``always``/``within_size``/``force`` use them anyway, ``advise`` only for
+    mappings marked with ``MADV_HUGEPAGE`` (done here), ``never``/``deny`` never.
+    """
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    if advice is None:
+        return "this platform has no MADV_HUGEPAGE"
+    try:
+        with open(THP_SHMEM_SETTING) as f:
+            setting = f.read()
+    except OSError:
+        return f"the kernel has no shmem transparent huge pages ({THP_SHMEM_SETTING} is missing)"
+    chosen = setting[setting.find("[") + 1 : setting.find("]")] if "[" in setting else setting.strip()
+    if chosen in ("never", "deny"):
+        return f"the kernel's shmem huge page setting is '{chosen}' ({THP_SHMEM_SETTING})"
+    try:
+        mapping.madvise(advice)
+    except OSError as exc:
+        return f"madvise(MADV_HUGEPAGE) failed: {exc.strerror}"
+    return None
+
+
+def huge_page_bytes(mapping: mmap.mmap) -> int:
+    """Bytes of ``mapping`` this process maps with huge pages now (``/proc/self/smaps``)."""
+    import numpy as np
+
+    start = int(np.frombuffer(mapping, dtype=np.uint8, count=1).ctypes.data)
+    end = start + len(mapping)
+    total = 0
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and ":" not in head:  # a mapping's first line: "lo-hi perms ..."
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo < end and hi > start
+            elif inside and line.startswith(("ShmemPmdMapped:", "FilePmdMapped:")):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 def unlink_segment(name: str) -> bool:

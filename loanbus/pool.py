@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import re
 import time
@@ -25,10 +26,12 @@ import numpy as np
 
 from loanbus import _layout as L
 from loanbus._proc import process_start_time
-from loanbus._shm import Segment, SegmentError, Semaphore
+from loanbus._shm import Segment, SegmentError, Semaphore, advise_huge_pages, huge_page_bytes
 from loanbus._slotstate import SlotEvent, SlotState, next_state
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanError, LoanTimeoutError, PoolFormatError
 from loanbus.types import ShmemType
+
+log = logging.getLogger("loanbus")
 
 
 def shm_prefix() -> str:
@@ -101,6 +104,7 @@ class WriterPool:
         reliable: bool = False,
         writer_guid: bytes,
         group: int | None = None,
+        huge_pages: bool = False,
     ) -> None:
         if protected_slots >= slot_count:
             raise ValueError(f"protected_slots ({protected_slots}) must be < slot_count ({slot_count})")
@@ -113,7 +117,14 @@ class WriterPool:
         self.stats = WriterPoolStatistics()
         mode = 0o600
         self._segment = seg = Segment.create(name, layout.segment_size, mode=mode, group=group)
+        #: ``"on"``, ``"off"`` (not asked for) or ``"refused: <why>"``: what came of Qos.huge_pages.
+        self.huge_pages = "off"
         try:
+            if huge_pages:
+                refused = advise_huge_pages(seg.mapping)
+                self.huge_pages = "on" if refused is None else f"refused: {refused}"
+                if refused is not None:
+                    log.warning("pool %s uses normal pages: huge pages were refused: %s", name, refused)
             pid = os.getpid()
             header = L.encode_header(
                 layout,
@@ -161,6 +172,10 @@ class WriterPool:
     @property
     def slot_count(self) -> int:
         return self.layout.slot_count
+
+    def huge_page_bytes(self) -> int:
+        """Bytes of the pool this process maps with huge pages now (0 without them)."""
+        return huge_page_bytes(self._segment.mapping) if self._segment is not None else 0
 
     def payload(self, slot: int) -> np.ndarray[Any, Any]:
         """The writable 0-d structured view of a slot's payload."""
