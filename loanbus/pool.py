@@ -147,10 +147,7 @@ class WriterPool:
             ).reshape(reader_rows, L.OWNER_RECORD_SIZE)
             self._row_words = layout.hold_row_stride // 8
             self._holds = _words(mm, layout.hold_table_offset, reader_rows * self._row_words)
-            self._payloads = [
-                np.frombuffer(mm, dtype=stype.dtype, count=1, offset=layout.payload_start(i)).reshape(())
-                for i in range(slot_count)
-            ]
+            self._payloads = [stype.view(mm, layout.payload_start(i)) for i in range(slot_count)]
         except BaseException:
             self.close()
             raise
@@ -178,7 +175,7 @@ class WriterPool:
         return huge_page_bytes(self._segment.mapping) if self._segment is not None else 0
 
     def payload(self, slot: int) -> np.ndarray[Any, Any]:
-        """The writable 0-d structured view of a slot's payload."""
+        """The writable view of a slot's payload (0-d structured, or of the type's shape)."""
         return self._payloads[slot]
 
     def slot_sequence(self, slot: int) -> int:
@@ -441,7 +438,7 @@ class ReaderPool:
             ).reshape(layout.reader_rows, L.OWNER_RECORD_SIZE)
             self._slot_seq = self._slots[L.SLOT_SEQ :: L.SLOT_WORDS]
             self._payloads: list[np.ndarray[Any, Any] | None] = [None] * layout.slot_count
-            self._dtype = stype.dtype
+            self._stype = stype
             try:
                 self._semaphore = Semaphore(semaphore_name(name), create=False)
             except SegmentError as exc:
@@ -477,12 +474,10 @@ class ReaderPool:
             )
 
     def view(self, slot: int) -> np.ndarray[Any, Any]:
-        """The read-only 0-d structured view of a slot's payload (made once per slot)."""
+        """The read-only view of a slot's payload (made once per slot)."""
         arr = self._payloads[slot]
         if arr is None:
-            mm = self._mapping()
-            arr = np.frombuffer(mm, dtype=self._dtype, count=1, offset=self.layout.payload_start(slot))
-            arr = arr.reshape(())
+            arr = self._stype.view(self._mapping(), self.layout.payload_start(slot))
             self._payloads[slot] = arr
         return arr
 

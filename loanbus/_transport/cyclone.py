@@ -464,14 +464,18 @@ class RawChannel:
         self._write = ddspy_write
 
         dp = participant._participant()
-        kind = make_idl_struct(f"Bytes{size}", f"loanbus_bench::Bytes{size}", {"payload": array[uint8, size]})
+        octets: Any = array[uint8, size]  # type: ignore[misc]
+        kind = make_idl_struct(f"Bytes{size}", f"loanbus_bench::Bytes{size}", {"payload": octets})
         qos = _Qos(Policy.Reliability.Reliable(duration(seconds=10)), Policy.History.KeepAll)
         self._entities: list[Entity] = []
-        self._w = self._r = None
+        self._w: _Writer | None = None
+        self._r: _Reader | None = None
         with _wrapped("create a bench channel"):
-            for name in {send_topic, recv_topic} - {None}:
-                self._entities.append(_Topic(dp, name, kind))
-            topics = {t.name: t for t in self._entities}
+            topics: dict[str, _Topic] = {}
+            for name in (send_topic, recv_topic):
+                if name is not None and name not in topics:
+                    topics[name] = _Topic(dp, name, kind)
+                    self._entities.append(topics[name])
             if send_topic is not None:
                 self._w = _Writer(dp, topics[send_topic], qos=qos)
                 self._entities.append(self._w)

@@ -214,13 +214,11 @@ class CycloneEndpoint:
         nbytes = FLOOR_BYTES if comparison == "cyclone-floor" else size
         self._cdr = np.zeros(4 + nbytes, np.uint8)
         self._cdr[1] = 1  # CDR little-endian encapsulation header: 00 01 00 00
-        self._buf = memoryview(self._cdr)
+        self._buf = self._cdr.data
         self._dp = TransportParticipant(args["domain"])
         send, recv = directions(mode, role)
         name = args["topic"]
-        self._ch = RawChannel(
-            self._dp, nbytes, name + send if send else None, name + recv if recv else None
-        )
+        self._ch = RawChannel(self._dp, nbytes, name + send if send else None, name + recv if recv else None)
 
     def ready(self) -> bool:
         return self._ch.matched()
@@ -306,7 +304,9 @@ def _prepare_posix(mode: str, size: int) -> Prepared:
             seg = posix_ipc.SharedMemory(f"{base}.{d}", posix_ipc.O_CREX, mode=0o600, size=size)
             made.append(seg)
             os.close(seg.fd)
-            made.append(posix_ipc.Semaphore(f"{base}.{d}.full", posix_ipc.O_CREX, mode=0o600, initial_value=0))
+            made.append(
+                posix_ipc.Semaphore(f"{base}.{d}.full", posix_ipc.O_CREX, mode=0o600, initial_value=0)
+            )
             made.append(
                 posix_ipc.Semaphore(f"{base}.{d}.empty", posix_ipc.O_CREX, mode=0o600, initial_value=1)
             )

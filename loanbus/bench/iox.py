@@ -51,20 +51,24 @@ class IceoryxEndpoint:
 
         def pubsub(name: str) -> Any:
             return _retry(
-                lambda: self._node.service_builder(iox2.ServiceName.new(name))
-                .publish_subscribe(payload)
-                .max_publishers(1)
-                .max_subscribers(1)
-                .subscriber_max_buffer_size(depth)
-                .history_size(0)
-                .enable_safe_overflow(False)
-                .open_or_create(),
+                lambda: (
+                    self._node.service_builder(iox2.ServiceName.new(name))
+                    .publish_subscribe(payload)
+                    .max_publishers(1)
+                    .max_subscribers(1)
+                    .subscriber_max_buffer_size(depth)
+                    .history_size(0)
+                    .enable_safe_overflow(False)
+                    .open_or_create()
+                ),
                 name,
             )
 
         def event(name: str) -> Any:
             return _retry(
-                lambda: self._node.service_builder(iox2.ServiceName.new(name + "/ev")).event().open_or_create(),
+                lambda: (
+                    self._node.service_builder(iox2.ServiceName.new(name + "/ev")).event().open_or_create()
+                ),
                 name + "/ev",
             )
 

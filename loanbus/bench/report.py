@@ -38,7 +38,7 @@ def latency_ratio(records: list[dict[str, Any]], comp: str, size: int) -> float 
     common = set(lb["chunk_medians_us"]) & set(other["chunk_medians_us"])
     if not common:
         return None
-    return statistics.median(other["chunk_medians_us"][c] / lb["chunk_medians_us"][c] for c in common)
+    return float(statistics.median(other["chunk_medians_us"][c] / lb["chunk_medians_us"][c] for c in common))
 
 
 def ratios(records: list[dict[str, Any]], comparisons: list[str], sizes: list[int]) -> list[dict[str, Any]]:
@@ -154,8 +154,17 @@ def print_report(
     )
     rate_table = _table(
         "throughput: writer back to back, reader takes (CPU per sample, RSS at the end)",
-        ["size", "comparison", "samples/s", "GB/s", "writer CPU µs", "reader CPU µs",
-         "writer RSS MB", "reader RSS MB", "inconsistent"],
+        [
+            "size",
+            "comparison",
+            "samples/s",
+            "GB/s",
+            "writer CPU µs",
+            "reader CPU µs",
+            "writer RSS MB",
+            "reader RSS MB",
+            "inconsistent",
+        ],
     )
     for size in sizes:
         for comp in comparisons:
@@ -215,7 +224,9 @@ def write_json(path: str, document: dict[str, Any]) -> None:
         f.write("\n")
 
 
-def write_png(path: str, records: list[dict[str, Any]], comparisons: list[str], labels: dict[str, str]) -> None:
+def write_png(
+    path: str, records: list[dict[str, Any]], comparisons: list[str], labels: dict[str, str]
+) -> None:
     """Median latency (with p99) and samples/s against sample size, one line per comparison."""
     import matplotlib
 
@@ -224,16 +235,26 @@ def write_png(path: str, records: list[dict[str, Any]], comparisons: list[str], 
 
     fig, (ax_lat, ax_rate) = plt.subplots(1, 2, figsize=(13, 5.2))
     for comp in comparisons:
-        lat = sorted((r for r in records if r["comparison"] == comp and r["mode"] == "latency" and "median_us" in r),
-                     key=lambda r: r["size"])
+        lat = sorted(
+            (r for r in records if r["comparison"] == comp and r["mode"] == "latency" and "median_us" in r),
+            key=lambda r: r["size"],
+        )
         if lat:
             xs = [r["size"] for r in lat]
             line = ax_lat.plot(xs, [r["median_us"] for r in lat], marker="o", label=labels[comp])[0]
             ax_lat.plot(xs, [r["p99_us"] for r in lat], linestyle=":", color=line.get_color())
-        st = sorted((r for r in records if r["comparison"] == comp and r["mode"] == "stream" and "samples_per_s" in r),
-                    key=lambda r: r["size"])
+        st = sorted(
+            (
+                r
+                for r in records
+                if r["comparison"] == comp and r["mode"] == "stream" and "samples_per_s" in r
+            ),
+            key=lambda r: r["size"],
+        )
         if st:
-            ax_rate.plot([r["size"] for r in st], [r["samples_per_s"] for r in st], marker="o", label=labels[comp])
+            ax_rate.plot(
+                [r["size"] for r in st], [r["samples_per_s"] for r in st], marker="o", label=labels[comp]
+            )
     for ax, title, ylabel in (
         (ax_lat, "one-way latency: median (solid), p99 (dotted)", "µs"),
         (ax_rate, "throughput, one writer and one reader", "samples/s"),

@@ -12,7 +12,16 @@ from loanbus.bench import suite
 from loanbus.bench.channels import COMPARISONS
 from loanbus.bench.runner import Budget
 
-_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MIB": 1 << 20, "G": 1 << 30, "GIB": 1 << 30}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1 << 10,
+    "KIB": 1 << 10,
+    "M": 1 << 20,
+    "MIB": 1 << 20,
+    "G": 1 << 30,
+    "GIB": 1 << 30,
+}
 
 
 def _parse_size(text: str) -> int:
@@ -20,7 +29,9 @@ def _parse_size(text: str) -> int:
     digits = t.rstrip("BKMGI")
     unit = t[len(digits) :]
     if not digits.isdigit() or unit not in _UNITS:
-        raise click.BadParameter(f"{text!r} is not a size (examples: 64, 65536, 64K, 1MiB)", param_hint="--sizes")
+        raise click.BadParameter(
+            f"{text!r} is not a size (examples: 64, 65536, 64K, 1MiB)", param_hint="--sizes"
+        )
     size = int(digits) * _UNITS[unit]
     if size < 1:
         raise click.BadParameter("sizes must be positive", param_hint="--sizes")
@@ -35,7 +46,9 @@ def _parse_size(text: str) -> int:
     help="Comma-separated sample sizes in bytes (K, M, G suffixes allowed).",
 )
 @click.option("--seconds", type=float, default=None, help="Time per measurement (default 2 s).")
-@click.option("--iterations", type=int, default=None, help="Rounds or samples per measurement instead of --seconds.")
+@click.option(
+    "--iterations", type=int, default=None, help="Rounds or samples per measurement instead of --seconds."
+)
 @click.option("--chunks", type=int, default=3, show_default=True, help="Alternating latency chunks per size.")
 @click.option(
     "--only",
