@@ -22,6 +22,7 @@ import posix_ipc
 
 SHM_DIR = "/dev/shm"
 THP_SHMEM_SETTING = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+MOUNTS = "/proc/self/mounts"
 # struct flock on Linux x86-64: l_type, l_whence, l_start, l_len, l_pid, padding.
 _FLOCK = "hhqqi4x"
 
@@ -174,12 +175,29 @@ class Segment:
         unlink_segment(self.name)
 
 
+def _tmpfs_huge_option(mounts: str) -> str:
+    """The ``huge=`` option of the tmpfs mounted at SHM_DIR ("never" when it has none)."""
+    try:
+        with open(mounts) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "never"
+    option = "never"
+    for line in lines:  # the last mount at SHM_DIR is the one in effect
+        fields = line.split()
+        if len(fields) >= 4 and fields[1] == SHM_DIR:
+            opts = dict(o.partition("=")[::2] for o in fields[3].split(","))
+            option = opts.get("huge", "never")
+    return option
+
+
 def advise_huge_pages(mapping: mmap.mmap) -> str | None:
     """Ask for transparent huge pages on a shared mapping; None if granted, else why not.
 
-    POSIX shared memory lives in tmpfs, where huge pages depend on the kernel's shmem THP
-    setting: ``always``/``within_size``/``force`` use them anyway, ``advise`` only for
-    mappings marked with ``MADV_HUGEPAGE`` (done here), ``never``/``deny`` never.
+    POSIX shared memory lives in the tmpfs at /dev/shm. Its ``huge=`` mount option decides:
+    ``always``/``within_size`` use huge pages anyway, ``advise`` only for mappings marked
+    with ``MADV_HUGEPAGE`` (done here), ``never`` (the default) never. The kernel-wide
+    shmem setting can override it for testing (``force``) or forbid it (``deny``).
     """
     advice = getattr(mmap, "MADV_HUGEPAGE", None)
     if advice is None:
@@ -188,10 +206,16 @@ def advise_huge_pages(mapping: mmap.mmap) -> str | None:
         with open(THP_SHMEM_SETTING) as f:
             setting = f.read()
     except OSError:
-        return f"the kernel has no shmem transparent huge pages ({THP_SHMEM_SETTING} is missing)"
+        return f"the kernel has no transparent huge pages for shared memory ({THP_SHMEM_SETTING} is missing)"
     chosen = setting[setting.find("[") + 1 : setting.find("]")] if "[" in setting else setting.strip()
-    if chosen in ("never", "deny"):
-        return f"the kernel's shmem huge page setting is '{chosen}' ({THP_SHMEM_SETTING})"
+    if chosen == "deny":
+        return f"the kernel forbids huge pages for shared memory ({THP_SHMEM_SETTING} is 'deny')"
+    huge = _tmpfs_huge_option(MOUNTS)
+    if chosen != "force" and huge not in ("always", "within_size", "advise"):
+        return (
+            f"{SHM_DIR} is mounted with huge={huge}; remount it with huge=advise "
+            f"(mount -o remount,huge=advise {SHM_DIR}) to allow huge pages"
+        )
     try:
         mapping.madvise(advice)
     except OSError as exc:

@@ -3,8 +3,12 @@ works the same either way, across processes."""
 
 from __future__ import annotations
 
+import json
 import logging
 import mmap
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,27 +77,39 @@ def test_a_pool_works_with_and_without_huge_pages(
     assert total == (8 << 20) - len(MARKS) + sum(10 + i for i in range(len(MARKS)))
 
 
-def _setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-    path = tmp_path / "shmem_enabled"
-    path.write_text(text)
-    monkeypatch.setattr(_shm, "THP_SHMEM_SETTING", str(path))
+def _kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, mount_options: str) -> None:
+    """A fake shmem THP setting and /proc/self/mounts (the decision is pure logic)."""
+    (tmp_path / "shmem_enabled").write_text(setting + "\n")
+    (tmp_path / "mounts").write_text(
+        "proc /proc proc rw 0 0\n"
+        f"tmpfs /dev/shm tmpfs {mount_options} 0 0\n"
+        "tmpfs /run tmpfs rw,huge=always 0 0\n"
+    )
+    monkeypatch.setattr(_shm, "THP_SHMEM_SETTING", str(tmp_path / "shmem_enabled"))
+    monkeypatch.setattr(_shm, "MOUNTS", str(tmp_path / "mounts"))
 
 
-def test_huge_pages_are_refused_with_the_reason_when_the_kernel_says_never(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("setting", "mount_options", "expected"),
+    [
+        ("always within_size advise [never] deny force", "rw,relatime,size=24G", "huge=never"),
+        ("always within_size [advise] never deny force", "rw,huge=never", "huge=never"),
+        ("always within_size advise never [deny] force", "rw,huge=advise", "'deny'"),
+        ("always within_size advise [never] deny force", "rw,huge=advise", None),
+        ("always within_size advise [never] deny force", "rw,huge=within_size", None),
+        ("always within_size advise never deny [force]", "rw", None),
+    ],
+)
+def test_huge_pages_follow_the_dev_shm_mount_and_the_kernel_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, mount_options: str, expected: str | None
 ) -> None:
-    _setting(tmp_path, monkeypatch, "always within_size advise [never] deny force\n")
+    _kernel(tmp_path, monkeypatch, setting, mount_options)
     with mmap.mmap(-1, 4 << 20) as m:
-        reason = _shm.advise_huge_pages(m)
-    assert reason is not None and "'never'" in reason
-
-
-def test_huge_pages_are_advised_when_the_kernel_allows_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _setting(tmp_path, monkeypatch, "always within_size [advise] never deny force\n")
-    with mmap.mmap(-1, 4 << 20) as m:
-        assert _shm.advise_huge_pages(m) is None  # a real madvise(MADV_HUGEPAGE) on a real mapping
+        reason = _shm.advise_huge_pages(m)  # granted means a real madvise on a real mapping
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason is not None and expected in reason
 
 
 def test_huge_pages_are_refused_when_the_kernel_has_no_setting(
@@ -103,6 +119,38 @@ def test_huge_pages_are_refused_when_the_kernel_has_no_setting(
     with mmap.mmap(-1, 4 << 20) as m:
         reason = _shm.advise_huge_pages(m)
     assert reason is not None and "missing" in reason
+
+
+_PROBE = """
+import json, os, numpy as np, loanbus
+from loanbus.pool import WriterPool, segment_name
+stype = loanbus.ShmemType("test::Fill", np.uint8, shape=(16 << 20,))
+pool = WriterPool(segment_name(0, "thp", os.urandom(16)), stype, slot_count=1, reader_rows=1,
+                  writer_guid=os.urandom(16), huge_pages=True)
+pool.payload(pool.try_acquire()).fill(7)
+print(json.dumps({"status": pool.huge_pages, "huge_bytes": pool.huge_page_bytes()}))
+pool.close()
+"""
+
+
+def test_a_pool_gets_huge_pages_where_dev_shm_allows_them() -> None:
+    """In a private mount namespace, /dev/shm is a fresh tmpfs with huge=advise (needs root)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    script = 'mount -t tmpfs -o huge=advise,size=1G,mode=1777 tmpfs /dev/shm && exec "$0" -c "$1"'
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, sys.executable, _PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    if result.returncode != 0 and ("mount" in result.stderr or "unshare" in result.stderr):
+        pytest.skip(f"cannot make a private /dev/shm here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    assert probe["status"] == "on"
+    assert probe["huge_bytes"] > 0  # the kernel mapped the filled sample with huge pages
 
 
 def test_huge_pages_must_be_a_bool() -> None:
