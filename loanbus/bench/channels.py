@@ -139,7 +139,7 @@ COMPARISONS: dict[str, Comparison] = {
 
 
 def _qos(comparison: str, mode: str) -> loanbus.Qos:
-    slots = 2 if mode == "latency" else 8
+    slots = 2 if mode == "latency" else 32
     if comparison == "loanbus-be":
         return loanbus.Qos(reliability=loanbus.Reliability.BEST_EFFORT, max_samples=slots)
     return loanbus.Qos(
