@@ -42,6 +42,7 @@ class IceoryxEndpoint:
         from loanbus.bench.channels import directions
 
         self._iox2 = iox2
+        iox2.set_log_level_from_env_or(iox2.LogLevel.Error)  # no "no config file" line per process
         payload = ctypes.c_uint8 * size
         self._node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
         send, recv = directions(mode, role)

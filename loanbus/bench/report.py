@@ -234,6 +234,8 @@ def write_png(
     import matplotlib.pyplot as plt
 
     fig, (ax_lat, ax_rate) = plt.subplots(1, 2, figsize=(13, 5.2))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {name: palette[i % len(palette)] for i, name in enumerate(labels)}  # same color both sides
     for comp in comparisons:
         lat = sorted(
             (r for r in records if r["comparison"] == comp and r["mode"] == "latency" and "median_us" in r),
@@ -241,8 +243,8 @@ def write_png(
         )
         if lat:
             xs = [r["size"] for r in lat]
-            line = ax_lat.plot(xs, [r["median_us"] for r in lat], marker="o", label=labels[comp])[0]
-            ax_lat.plot(xs, [r["p99_us"] for r in lat], linestyle=":", color=line.get_color())
+            ax_lat.plot(xs, [r["median_us"] for r in lat], marker="o", label=labels[comp], color=colors[comp])
+            ax_lat.plot(xs, [r["p99_us"] for r in lat], linestyle=":", color=colors[comp])
         st = sorted(
             (
                 r
@@ -253,7 +255,11 @@ def write_png(
         )
         if st:
             ax_rate.plot(
-                [r["size"] for r in st], [r["samples_per_s"] for r in st], marker="o", label=labels[comp]
+                [r["size"] for r in st],
+                [r["samples_per_s"] for r in st],
+                marker="o",
+                label=labels[comp],
+                color=colors[comp],
             )
     for ax, title, ylabel in (
         (ax_lat, "one-way latency: median (solid), p99 (dotted)", "µs"),
