@@ -62,7 +62,9 @@ def fill_once(size: int, huge: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=64 << 20, help="sample size in bytes")
     parser.add_argument("--fills", type=int, default=10, help="fills per setting")
     parser.add_argument("--seconds", type=float, default=3.0, help="ping-pong time per setting")
