@@ -152,9 +152,14 @@ def worker(
     budget: Budget,
     barrier: Any,
     stop: Any,
+    finished: Any,
     results: Any,
 ) -> None:
-    """The body of one worker process: open, wait for the peer, measure, report, close."""
+    """The body of one worker process: open, wait for the peer, measure, report, close.
+
+    ``stop`` tells role b that role a is done (b then drains what is left); ``finished``
+    tells role a that b has reported, so a's writer outlives every sample b still takes.
+    """
     ep = None
     try:
         ep = open_endpoint(comparison, mode, role, size, args)
@@ -165,7 +170,7 @@ def worker(
             res = _stream_writer(ep, budget) if role == "a" else _stream_reader(ep, stop)
         results.put((role, res))
         if role == "a":
-            stop.wait(60)  # keep the endpoint until the reader is done with its samples
+            finished.wait(60)  # keep the endpoint until the reader is done with its samples
     except BaseException as exc:
         results.put((role, {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}))
         barrier.abort()
@@ -177,11 +182,22 @@ def worker(
 def run_once(comparison: str, mode: str, size: int, domain: int, budget: Budget, tag: str) -> dict[str, Any]:
     """One measurement in two fresh processes; a dict of figures or ``{"error": ...}``."""
     prepared = prepare(comparison, mode, size, domain, tag)
-    barrier, stop, results = CTX.Barrier(2), CTX.Event(), CTX.Queue()
+    barrier, stop, finished, results = CTX.Barrier(2), CTX.Event(), CTX.Event(), CTX.Queue()
     procs = [
         CTX.Process(
             target=worker,
-            args=(comparison, mode, role, size, prepared.args[role], budget, barrier, stop, results),
+            args=(
+                comparison,
+                mode,
+                role,
+                size,
+                prepared.args[role],
+                budget,
+                barrier,
+                stop,
+                finished,
+                results,
+            ),
             name=f"bench-{comparison}-{role}",
             daemon=True,
         )
@@ -204,6 +220,7 @@ def run_once(comparison: str, mode: str, size: int, domain: int, budget: Budget,
                 stop.set()  # the pong / reader stops once the ping / writer is done
     finally:
         stop.set()
+        finished.set()
         for p in procs:
             p.join(15)
             if p.is_alive():
