@@ -297,7 +297,9 @@ class PipeEndpoint:
 def _prepare_posix(mode: str, size: int) -> Prepared:
     import posix_ipc
 
-    base = f"/{shm_prefix()}.bench{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    # Not starting with the loanbus prefix: `loanbus clean` takes any unlocked segment under it
+    # for a dead pool (and these are no pools); the prefix inside still marks them as ours.
+    base = f"/bench.{shm_prefix()}.{os.getpid()}-{time.monotonic_ns() % 10**9}"
     made: list[Any] = []
     names = {}
     try:
