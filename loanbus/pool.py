@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import re
 import time
@@ -25,7 +26,7 @@ import numpy as np
 
 from loanbus import _layout as L
 from loanbus._proc import process_start_time
-from loanbus._shm import Segment, SegmentError, Semaphore
+from loanbus._shm import Segment, SegmentError, Semaphore, advise_huge_pages, huge_page_bytes
 from loanbus._slotstate import SlotEvent, SlotState, SlotTransitionError, next_state, transitions_on
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanError, LoanTimeoutError, PoolFormatError
 from loanbus.types import ShmemType
@@ -34,6 +35,7 @@ _ON_LOAN = transitions_on(SlotEvent.LOAN)
 _ON_REUSE = transitions_on(SlotEvent.REUSE)
 _ON_WRITE = transitions_on(SlotEvent.WRITE)
 _WAITING = L.WAITING_WORD
+log = logging.getLogger("loanbus")
 
 
 def _step(table: dict[SlotState, SlotState], state: SlotState, event: SlotEvent) -> SlotState:
@@ -114,6 +116,7 @@ class WriterPool:
         reliable: bool = False,
         writer_guid: bytes,
         group: int | None = None,
+        huge_pages: bool = False,
     ) -> None:
         if protected_slots >= slot_count:
             raise ValueError(f"protected_slots ({protected_slots}) must be < slot_count ({slot_count})")
@@ -126,7 +129,14 @@ class WriterPool:
         self.stats = WriterPoolStatistics()
         mode = 0o600
         self._segment = seg = Segment.create(name, layout.segment_size, mode=mode, group=group)
+        #: ``"on"``, ``"off"`` (not asked for) or ``"refused: <why>"``: what came of Qos.huge_pages.
+        self.huge_pages = "off"
         try:
+            if huge_pages:
+                refused = advise_huge_pages(seg.mapping)
+                self.huge_pages = "on" if refused is None else f"refused: {refused}"
+                if refused is not None:
+                    log.warning("pool %s uses normal pages: huge pages were refused: %s", name, refused)
             pid = os.getpid()
             header = L.encode_header(
                 layout,
@@ -149,10 +159,7 @@ class WriterPool:
             ).reshape(reader_rows, L.OWNER_RECORD_SIZE)
             self._row_words = layout.hold_row_stride // 8
             self._holds = _words(mm, layout.hold_table_offset, reader_rows * self._row_words)
-            self._payloads = [
-                np.frombuffer(mm, dtype=stype.dtype, count=1, offset=layout.payload_start(i)).reshape(())
-                for i in range(slot_count)
-            ]
+            self._payloads = [stype.view(mm, layout.payload_start(i)) for i in range(slot_count)]
         except BaseException:
             self.close()
             raise
@@ -178,8 +185,12 @@ class WriterPool:
     def slot_count(self) -> int:
         return self.layout.slot_count
 
+    def huge_page_bytes(self) -> int:
+        """Bytes of the pool this process maps with huge pages now (0 without them)."""
+        return huge_page_bytes(self._segment.mapping) if self._segment is not None else 0
+
     def payload(self, slot: int) -> np.ndarray[Any, Any]:
-        """The writable 0-d structured view of a slot's payload."""
+        """The writable view of a slot's payload (0-d structured, or of the type's shape)."""
         return self._payloads[slot]
 
     def slot_sequence(self, slot: int) -> int:
@@ -452,7 +463,7 @@ class ReaderPool:
             ).reshape(layout.reader_rows, L.OWNER_RECORD_SIZE)
             self._slot_seq = self._slots[L.SLOT_SEQ :: L.SLOT_WORDS]
             self._payloads: list[np.ndarray[Any, Any] | None] = [None] * layout.slot_count
-            self._dtype = stype.dtype
+            self._stype = stype
             try:
                 self._semaphore = Semaphore(semaphore_name(name), create=False)
             except SegmentError as exc:
@@ -496,12 +507,10 @@ class ReaderPool:
             )
 
     def view(self, slot: int) -> np.ndarray[Any, Any]:
-        """The read-only 0-d structured view of a slot's payload (made once per slot)."""
+        """The read-only view of a slot's payload (made once per slot)."""
         arr = self._payloads[slot]
         if arr is None:
-            mm = self._mapping()
-            arr = np.frombuffer(mm, dtype=self._dtype, count=1, offset=self.layout.payload_start(slot))
-            arr = arr.reshape(())
+            arr = self._stype.view(self._mapping(), self.layout.payload_start(slot))
             self._payloads[slot] = arr
         return arr
 

@@ -172,6 +172,7 @@ class DataWriter(Closeable, Generic[T]):
                     reliable=qos.reliable,
                     writer_guid=self.guid,
                     group=qos.shm_group,
+                    huge_pages=qos.huge_pages,
                 )
             except SegmentError as exc:
                 if exc.errno != errno.EEXIST:

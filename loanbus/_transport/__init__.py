@@ -7,10 +7,19 @@ Everything above this package speaks only the small interface re-exported here; 
 from loanbus._transport.cyclone import (
     EndpointQos,
     PeerInfo,
+    RawChannel,
     RefMessage,
     RefReader,
     RefWriter,
     TransportParticipant,
 )
 
-__all__ = ["EndpointQos", "PeerInfo", "RefMessage", "RefReader", "RefWriter", "TransportParticipant"]
+__all__ = [
+    "EndpointQos",
+    "PeerInfo",
+    "RawChannel",
+    "RefMessage",
+    "RefReader",
+    "RefWriter",
+    "TransportParticipant",
+]

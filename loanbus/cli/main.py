@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import rich_click as click
 
 from loanbus import __version__
+from loanbus.cli.bench import bench
 from loanbus.cli.demo import demo
 from loanbus.cli.pools import clean, ls
 
@@ -27,6 +28,7 @@ def cli() -> None:
 cli.add_command(demo)
 cli.add_command(ls)
 cli.add_command(clean)
+cli.add_command(bench)
 
 try:
     from loanbus.cli.idlc import idlc  # type: ignore[import-not-found,unused-ignore]
