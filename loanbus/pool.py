@@ -487,11 +487,14 @@ class ReaderPool:
                 f"pool {self.name}: sequence number {seq} of slot {slot} was never issued"
             )
 
-    def check(self, slot: int, seq: int, size: int) -> None:
-        """``check_reference`` and ``check_size`` in one call, for the hot path of take()."""
+    def check(self, slot: int, seq: int, size: int, *, sized: bool = False) -> None:
+        """``check_reference`` and ``check_size`` in one call, for the hot path of take();
+        ``sized=True`` skips the size check, done already for this batch of references."""
         ok = 0 <= slot < self._slot_count and 0 < size <= self._sample_size
         if not (ok and 0 < seq <= self._slot_seq[slot]):
             self.check_reference(slot, seq, size)  # raises with the precise reason
+        if sized:
+            return
         if self._segment is None or os.lseek(self._fd, 0, os.SEEK_END) < self._segment_size:
             self.check_size()  # raises BrokenError (or PoolFormatError when closed)
 
@@ -541,13 +544,21 @@ class ReaderPool:
     def holds(self, slot: int, seq: int) -> bool:
         return self._row is not None and self._row[slot] == seq
 
-    def release(self, slot: int, seq: int) -> None:
-        """Return our hold on a slot (only if it is ours for this sequence number)."""
+    def release(self, slot: int, seq: int, *, wake: bool = True) -> None:
+        """Return our hold on a slot (only if it is ours for this sequence number).
+
+        ``wake=False`` leaves the writer's wake-up to one ``wake_writer()`` after a batch."""
         row = self._row
         if row is not None and row[slot] == seq:
             row[slot] = 0
-            if self._header[_WAITING] and self._semaphore is not None:
-                self._semaphore.post()
+            if wake:
+                self.wake_writer()
+
+    def wake_writer(self) -> None:
+        """Post the pool's semaphore if its writer is blocked in get_loan() (no-op once closed)."""
+        sem = self._semaphore
+        if sem is not None and self._header[_WAITING]:
+            sem.post()
 
     def release_all(self) -> None:
         row = self._row

@@ -236,6 +236,7 @@ class DataReader(Closeable, Generic[T]):
         out = []
         pools = self._pools
         now = time.time_ns()
+        sized: set[int] = set()  # pools whose size was checked in this batch (one lseek each)
         for handle, slot, seq, size, timestamp in msgs:
             entry = pools.get(handle)
             if entry is None:
@@ -244,7 +245,8 @@ class DataReader(Closeable, Generic[T]):
                     continue
             pool = entry.pool
             try:
-                pool.check(slot, seq, size)
+                pool.check(slot, seq, size, sized=handle in sized)
+                sized.add(handle)
             except (InvalidReferenceError, BrokenError) as exc:
                 self._refused += 1
                 log.warning("refused a reference: %s", exc)
@@ -332,15 +334,22 @@ class DataReader(Closeable, Generic[T]):
             if sample.__class__ is not LoanedSample or sample._reader is not self or sample._returned:
                 self._refuse_return(sample)
         reliable = self._reliable
+        woken = None
         for sample in batch:
             sample._returned = True
             entry = sample._pool
             entry.outstanding -= 1
             if reliable:
                 info = sample.info
-                entry.pool.release(info.slot, info.sequence_number)
+                entry.pool.release(info.slot, info.sequence_number, wake=False)
+                if entry is not woken:
+                    if woken is not None:
+                        woken.pool.wake_writer()  # a batch from several writers: one post each
+                    woken = entry
             if entry.retired:
                 entry.maybe_close()
+        if woken is not None:
+            woken.pool.wake_writer()  # one post per batch, after every hold is cleared
         self._returned += len(batch)
 
     def _refuse_return(self, sample: object) -> None:
