@@ -11,6 +11,21 @@ from loanbus._transport.cyclone import (
     RefReader,
     RefWriter,
     TransportParticipant,
+    ValueMessage,
+    ValueReader,
+    ValueType,
+    ValueWriter,
 )
 
-__all__ = ["EndpointQos", "PeerInfo", "RefMessage", "RefReader", "RefWriter", "TransportParticipant"]
+__all__ = [
+    "EndpointQos",
+    "PeerInfo",
+    "RefMessage",
+    "RefReader",
+    "RefWriter",
+    "TransportParticipant",
+    "ValueMessage",
+    "ValueReader",
+    "ValueType",
+    "ValueWriter",
+]
