@@ -58,11 +58,11 @@ class Str:
     bound: int | None
 
 
-Node = Union[Prim, Struct, Array, Seq, Str]
+Node = Union[Prim, Struct, Array, Seq, Str]  # noqa: UP007 (a runtime alias on Python 3.10)
 
 # Encapsulation identifiers (the second byte of the 4-byte header; first byte 0 = LE/BE pair).
 CDR_LE, CDR2_LE, D_CDR2_LE = 0x01, 0x07, 0x09
-_LE_KINDS = {0x01: 1, 0x03: 1, 0x07: 2, 0x09: 2}  # CDR_LE, PL_CDR_LE(unused), CDR2_LE, D_CDR2_LE
+_LE_KINDS = {CDR_LE: 1, CDR2_LE: 2, D_CDR2_LE: 2}
 
 
 class UnsupportedType(ValueError):
@@ -185,7 +185,7 @@ class _Compiler:
         if names is None or dtype.fields is None or len(names) != len(node.members):
             raise UnsupportedType(f"a struct of {len(node.members)} members meets dtype {dtype}")
         parts = []
-        for member, name in zip(node.members, names):
+        for member, name in zip(node.members, names, strict=True):
             field_dtype, offset = dtype.fields[name][:2]
             parts.append((self.node(member, field_dtype), int(offset)))
         c = _Compiled()
@@ -306,10 +306,10 @@ class _Compiler:
             c.enc, c.dec = self._delimited(enc, dec)
             return c
         c.enc, c.dec = enc, dec
-        if element.cdr_end is not None and element.first_align == element.max_align:
-            if _round(element.cdr_end, element.max_align) == stride:
-                c.cdr_end = (count - 1) * stride + element.cdr_end
-                c.first_align = c.max_align = element.max_align
+        packed = element.cdr_end is not None and element.first_align == element.max_align
+        if packed and element.cdr_end is not None and _round(element.cdr_end, element.max_align) == stride:
+            c.cdr_end = (count - 1) * stride + element.cdr_end
+            c.first_align = c.max_align = element.max_align
         return c
 
     def _len_data(self, dtype: np.dtype[Any], what: str) -> tuple[int, np.dtype[Any], int]:
@@ -347,7 +347,7 @@ class _Compiler:
             dst[base : base + 4] = n.to_bytes(4, "little")
             return many_dec(data, pos + 4, dst, base + data_off, n)
 
-        c.enc, c.dec = (self._delimited(enc, dec) if node.dheader else (enc, dec))
+        c.enc, c.dec = self._delimited(enc, dec) if node.dheader else (enc, dec)
         return c
 
     def string(self, node: Str, dtype: np.dtype[Any]) -> _Compiled:
@@ -401,9 +401,7 @@ class CdrCodec:
         kind = CDR_LE if version == 1 else (D_CDR2_LE if isinstance(top, Struct) and top.dheader else CDR2_LE)
         self._header = bytes((0, kind, 0, 0))
         self._enc = self._compiled[version].enc
-        self._decs = {
-            code: self._compiled[v].dec for code, v in _LE_KINDS.items() if v in self._compiled and code != 0x03
-        }
+        self._decs = {code: self._compiled[v].dec for code, v in _LE_KINDS.items() if v in self._compiled}
 
     @property
     def flat(self) -> bool:

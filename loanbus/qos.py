@@ -28,6 +28,9 @@ class Qos:
     ``max_samples + 1`` slots (one to fill while the others are read) unless ``pool_slots``
     says otherwise. With ``TRANSIENT_LOCAL`` the newest ``history_depth`` written slots are
     never reused, so the default pool grows by ``history_depth``.
+
+    ``by_value=True`` makes a reader receive private copies over plain DDS even from writers
+    on its own host (as a reader on another host does); writers ignore it.
     """
 
     reliability: Reliability = Reliability.BEST_EFFORT
@@ -38,6 +41,7 @@ class Qos:
     pool_slots: int | None = None
     reader_rows: int = 16
     shm_group: int | None = None
+    by_value: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.reliability, Reliability):
@@ -53,6 +57,8 @@ class Qos:
                 "TRANSIENT_LOCAL durability needs RELIABLE reliability: Cyclone DDS delivers "
                 "history to late joiners only over a reliable match"
             )
+        if not isinstance(self.by_value, bool):
+            raise TypeError(f"by_value must be a bool, not {self.by_value!r}")
         if self.max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, not {self.max_samples}")
         if not 1 <= self.reader_rows <= 1024:

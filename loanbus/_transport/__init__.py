@@ -15,6 +15,7 @@ from loanbus._transport.cyclone import (
     ValueReader,
     ValueType,
     ValueWriter,
+    value_type,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "ValueReader",
     "ValueType",
     "ValueWriter",
+    "value_type",
 ]

@@ -11,9 +11,9 @@ Cyclone's ``DDSException`` never escapes: it is wrapped as ``TransportError`` he
 from __future__ import annotations
 
 import ctypes as ct
+import logging
 import os
 import struct
-import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -112,8 +112,7 @@ class QosAlarm:
     def __call__(self, _entity: Any, status: Any) -> None:
         self.count = int(status.total_count)
         log.warning(
-            "%s: incompatible QoS with a matching peer (policy id %d, %d so far); they will not "
-            "communicate",
+            "%s: incompatible QoS with a matching peer (policy id %d, %d so far); they will not communicate",
             self.what,
             status.last_policy_id,
             status.total_count,
@@ -522,11 +521,11 @@ def _member_type(type_name: str, field: str, dtype: Any) -> Any:
         base, shape = dtype.subdtype
         member = _member_type(type_name, field, base)
         for n in reversed(shape):
-            member = _t.array[member, int(n)]
+            member = _t.array[member, int(n)]  # type: ignore[misc]
         return member
     scalar = _SCALARS.get((dtype.kind, dtype.itemsize))
     if scalar is None:  # anything else travels as its raw bytes
-        return _t.array[_t.uint8, dtype.itemsize]
+        return _t.array[_t.uint8, dtype.itemsize]  # type: ignore[misc]
     return scalar
 
 
@@ -600,7 +599,7 @@ class ValueType:
     def __init__(self, type_name: str, dtype: Any, twin: type | None) -> None:
         self.twin: type = twin if twin is not None else derive_twin(type_name, dtype)
         if not (isinstance(self.twin, type) and issubclass(self.twin, IdlStruct)):
-            raise TransportError(f"{type_name}: the by-value twin {self.twin!r} is not a cyclonedds IdlStruct")
+            raise TransportError(f"{type_name}: by-value twin {self.twin!r} is not a cyclonedds IdlStruct")
         idl = self.twin.__idl__
         with _wrapped(f"build the by-value type of {type_name}"):
             if not idl._populated:
@@ -766,3 +765,17 @@ class ValueReader:
     def close(self) -> None:
         dr, self._dr = self._dr, None
         _delete(dr)
+
+
+_value_types: dict[tuple[str, Any, Any], ValueType] = {}
+_value_types_lock = threading.Lock()
+
+
+def value_type(type_name: str, dtype: Any, twin: type | None) -> ValueType:
+    """The process's one ValueType per loanable type (a derived twin is made once)."""
+    key = (type_name, dtype, twin)
+    with _value_types_lock:
+        vt = _value_types.get(key)
+        if vt is None:
+            vt = _value_types[key] = ValueType(type_name, dtype, twin)
+        return vt
