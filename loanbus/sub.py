@@ -410,42 +410,45 @@ class DataReader(Closeable, Generic[T]):
 
     def _ready_writers(self) -> list[WriterMatch]:
         """Matched writers whose samples can reach us now (by-value ones: on the plain topic)."""
-        on_plain = set()
-        if self._values is not None:
-            for peer in self._values.matched_writers():
-                ad = _advert.decode_writer(peer.user_data)
-                on_plain.add(ad.writer_guid if ad is not None else peer.guid)
-        return [m for key, m in self._writer_matches().items() if m.path == "zero-copy" or key in on_plain]
+        return [m for m, on_plain in self._writer_matches() if m.path == "zero-copy" or on_plain]
 
     def matched_writers(self) -> list[WriterMatch]:
         """Every writer matched now and the path its samples take: "zero-copy" or "by-value".
 
-        A loanbus writer is listed once; a plain Cyclone DDS writer appears with
-        ``segment=None``, ``host=None`` and path "by-value".
+        A loanbus writer is listed once (by its reference-topic GUID); a plain Cyclone DDS
+        writer appears with ``segment=None``, ``host=None`` and path "by-value".
         """
         self._check_open()
-        return list(self._writer_matches().values())
+        return [m for m, _ in self._writer_matches()]
 
-    def _writer_matches(self) -> dict[str, WriterMatch]:
-        """Matched writers keyed by loanbus writer id (or DDS GUID for plain writers)."""
-        out: dict[str, WriterMatch] = {}
-        peers = list(self._refs.matched_writers())
+    def _match(self, guid: str, handle: int, ad: _advert.WriterAdvert | None) -> WriterMatch:
+        zero_copy = ad is not None and _advert.maps_zero_copy(ad, self._advert)
+        return WriterMatch(
+            guid=guid,
+            segment=ad.segment if ad else None,
+            pid=ad.pid if ad else None,
+            shm=zero_copy and handle not in self._unmappable,
+            path="zero-copy" if zero_copy else "by-value",
+            host=ad.host if ad else None,
+        )
+
+    def _writer_matches(self) -> list[tuple[WriterMatch, bool]]:
+        """(match, whether it is matched on the plain topic) for every matched writer.
+
+        A loanbus writer has two DDS writers, one per topic; both carry its advert, whose
+        ``writer_guid`` pairs them up."""
+        plain: dict[str, tuple[int, _advert.WriterAdvert | None]] = {}
         if self._values is not None:
-            peers += self._values.matched_writers()
-        for peer in peers:  # reference-topic peers first: their GUID names a loanbus writer
+            for peer in self._values.matched_writers():
+                ad = _advert.decode_writer(peer.user_data)
+                plain.setdefault(ad.writer_guid if ad else peer.guid, (peer.handle, ad))
+        out = []
+        for peer in self._refs.matched_writers():
             ad = _advert.decode_writer(peer.user_data)
-            key = ad.writer_guid if ad is not None else peer.guid
-            if key in out:
-                continue
-            zero_copy = ad is not None and _advert.maps_zero_copy(ad, self._advert)
-            out[key] = WriterMatch(
-                guid=peer.guid,
-                segment=ad.segment if ad else None,
-                pid=ad.pid if ad else None,
-                shm=zero_copy and peer.handle not in self._unmappable,
-                path="zero-copy" if zero_copy else "by-value",
-                host=ad.host if ad else None,
-            )
+            on_plain = ad is not None and plain.pop(ad.writer_guid, None) is not None
+            out.append((self._match(peer.guid, peer.handle, ad), on_plain))
+        for key, (handle, ad) in plain.items():  # plain DDS writers, or loanbus ones seen only there
+            out.append((self._match(key, handle, ad), True))
         return out
 
     def statistics(self) -> ReaderStatistics:
