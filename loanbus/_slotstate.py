@@ -50,6 +50,12 @@ def next_state(state: SlotState, event: SlotEvent) -> SlotState:
         raise SlotTransitionError(state, event) from None
 
 
+def transitions_on(event: SlotEvent) -> dict[SlotState, SlotState]:
+    """``state -> next state`` for one event, derived from TRANSITIONS: a lookup keyed by the
+    state alone is cheaper on the hot path than a (state, event) tuple."""
+    return {src: dst for (src, ev), dst in TRANSITIONS.items() if ev is event}
+
+
 def mermaid_diagram() -> str:
     """The lifecycle as a Mermaid state diagram (used by the docs)."""
     lines = ["stateDiagram-v2", "    [*] --> FREE"]

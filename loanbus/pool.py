@@ -26,9 +26,22 @@ import numpy as np
 from loanbus import _layout as L
 from loanbus._proc import process_start_time
 from loanbus._shm import Segment, SegmentError, Semaphore
-from loanbus._slotstate import SlotEvent, SlotState, next_state
+from loanbus._slotstate import SlotEvent, SlotState, SlotTransitionError, next_state, transitions_on
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanError, LoanTimeoutError, PoolFormatError
 from loanbus.types import ShmemType
+
+_ON_LOAN = transitions_on(SlotEvent.LOAN)
+_ON_REUSE = transitions_on(SlotEvent.REUSE)
+_ON_WRITE = transitions_on(SlotEvent.WRITE)
+_WAITING = L.WAITING_WORD
+
+
+def _step(table: dict[SlotState, SlotState], state: SlotState, event: SlotEvent) -> SlotState:
+    """``table[state]``, or the lifecycle's error for an event the state does not allow."""
+    after = table.get(state)
+    if after is None:
+        raise SlotTransitionError(state, event)
+    return after
 
 
 def shm_prefix() -> str:
@@ -153,6 +166,9 @@ class WriterPool:
         self._row_ids: dict[bytes, int] = {}
         self._attached_rows: list[int] = []
         self._seq = itertools.count(1)
+        # Read-only aliases for DataWriter.get_loan: one attribute read instead of a call.
+        self.payloads = self._payloads
+        self.sequences = self._slot_seq
         # Everything is initialised: advertise readiness last.
         self._header[L.STATE_WORD] = L.SegmentState.READY
 
@@ -182,16 +198,16 @@ class WriterPool:
         free = self._free
         if free:
             slot = free.popleft()
-            event = SlotEvent.LOAN
+            table, event = _ON_LOAN, SlotEvent.LOAN
         else:
             picked = self._pick_written()
             if picked is None:
                 return None
             slot = picked
             del self._written[slot]
-            event = SlotEvent.REUSE
+            table, event = _ON_REUSE, SlotEvent.REUSE
             self.stats.overwrites += 1
-        self._state[slot] = next_state(self._state[slot], event)
+        self._state[slot] = _step(table, self._state[slot], event)
         seq = next(self._seq)
         self._slot_seq[slot] = seq
         base = slot * L.SLOT_WORDS
@@ -266,7 +282,7 @@ class WriterPool:
 
     def publish(self, slot: int, timestamp_ns: int) -> int:
         """Mark a loaned slot WRITTEN and set attached readers' holds; returns its sequence number."""
-        self._state[slot] = next_state(self._state[slot], SlotEvent.WRITE)
+        self._state[slot] = _step(_ON_WRITE, self._state[slot], SlotEvent.WRITE)
         seq = self._slot_seq[slot]
         words, base = self._slots, slot * L.SLOT_WORDS
         words[base + L.SLOT_TIMESTAMP] = timestamp_ns
@@ -415,6 +431,11 @@ class ReaderPool:
                 )
             self.header = header
             self.layout = layout = header.layout
+            # Plain ints and the descriptor for check(), which runs on every take.
+            self._fd = seg.fd
+            self._slot_count = layout.slot_count
+            self._sample_size = layout.sample_size
+            self._segment_size = layout.segment_size
             mm = seg.mapping
             self._header = _words(mm, 0, L.HEADER_SIZE // 8)
             self._slots = _words(mm, layout.slot_table_offset, layout.slot_count * L.SLOT_WORDS)
@@ -449,6 +470,14 @@ class ReaderPool:
             raise InvalidReferenceError(
                 f"pool {self.name}: sequence number {seq} of slot {slot} was never issued"
             )
+
+    def check(self, slot: int, seq: int, size: int) -> None:
+        """``check_reference`` and ``check_size`` in one call, for the hot path of take()."""
+        ok = 0 <= slot < self._slot_count and 0 < size <= self._sample_size
+        if not (ok and 0 < seq <= self._slot_seq[slot]):
+            self.check_reference(slot, seq, size)  # raises with the precise reason
+        if self._segment is None or os.lseek(self._fd, 0, os.SEEK_END) < self._segment_size:
+            self.check_size()  # raises BrokenError (or PoolFormatError when closed)
 
     def check_size(self) -> None:
         """Refuse to hand out views of a segment someone shrank (reading it would be SIGBUS)."""
@@ -503,7 +532,7 @@ class ReaderPool:
         row = self._row
         if row is not None and row[slot] == seq:
             row[slot] = 0
-            if self._header[L.WAITING_WORD] and self._semaphore is not None:
+            if self._header[_WAITING] and self._semaphore is not None:
                 self._semaphore.post()
 
     def release_all(self) -> None:

@@ -213,7 +213,7 @@ class DataWriter(Closeable, Generic[T]):
                 slot = pool.acquire(wait, before_try=self._sync_readers)
             except LoanTimeoutError as exc:
                 raise LoanTimeoutError(self._describe_holders(exc), exc.holders) from None
-        loan = Loan(self, slot, pool.slot_sequence(slot), pool.payload(slot))
+        loan = Loan(self, slot, pool.sequences[slot], pool.payloads[slot])
         self._loans[slot] = loan
         return loan
 
@@ -221,7 +221,8 @@ class DataWriter(Closeable, Generic[T]):
         """Publish the loan's slot (only a small reference crosses DDS); consumes the loan."""
         if self._closed:
             self._check_open()
-        self._own(loan)
+        if loan.__class__ is not Loan or loan._writer is not self or loan._state is not _ACTIVE:
+            self._own(loan)  # raises the precise error
         refs = self._refs
         assert refs is not None
         if refs.matches.dirty:

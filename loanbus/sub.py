@@ -7,7 +7,7 @@ import os
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Generic, NamedTuple, TypeVar, cast
@@ -37,6 +37,9 @@ class SampleInfo(NamedTuple):
     slot: int
     publication_handle: int
     reception_timestamp: int
+
+
+_new_tuple = tuple.__new__  # builds a SampleInfo without the Python-level NamedTuple __new__
 
 
 class LoanedSample:
@@ -218,7 +221,7 @@ class DataReader(Closeable, Generic[T]):
             if refs.matches.dirty:
                 self._prune_writers()
             msgs = refs.take(max_samples)
-            samples = [s for s in map(self._admit, msgs) if s is not None] if msgs else []
+            samples = self._admit(msgs) if msgs else []
             if self._value_queue and len(samples) < max_samples:
                 samples += self._take_by_value(max_samples - len(samples))
             if samples:
@@ -232,26 +235,31 @@ class DataReader(Closeable, Generic[T]):
                 return []
             refs.wait(remaining)
 
-    def _admit(self, msg: RefMessage) -> LoanedSample | None:
-        entry = self._pools.get(msg.publication)
-        if entry is None:
-            entry = self._open_pool(msg.publication)
+    def _admit(self, msgs: list[RefMessage]) -> list[LoanedSample]:
+        """Samples for the references that are valid; refused ones are logged and counted."""
+        out = []
+        pools = self._pools
+        now = time.time_ns()
+        for handle, slot, seq, size, timestamp in msgs:
+            entry = pools.get(handle)
             if entry is None:
-                return None
-        pool = entry.pool
-        try:
-            pool.check_reference(msg.slot, msg.seq, msg.size)
-            pool.check_size()
-        except (InvalidReferenceError, BrokenError) as exc:
-            self._refused += 1
-            log.warning("refused a reference: %s", exc)
-            return None
-        if self._reliable and entry.row is None:
-            entry.row = pool.find_row(self.reader_id)
-        info = SampleInfo(msg.seq, msg.timestamp_ns, True, msg.slot, msg.publication, time.time_ns())
-        entry.outstanding += 1
-        self._taken += 1
-        return LoanedSample(self, entry, pool.view(msg.slot), info)
+                entry = self._open_pool(handle)
+                if entry is None:
+                    continue
+            pool = entry.pool
+            try:
+                pool.check(slot, seq, size)
+            except (InvalidReferenceError, BrokenError) as exc:
+                self._refused += 1
+                log.warning("refused a reference: %s", exc)
+                continue
+            if entry.row is None and self._reliable:
+                entry.row = pool.find_row(self.reader_id)
+            entry.outstanding += 1
+            info = _new_tuple(SampleInfo, (seq, timestamp, True, slot, handle, now))
+            out.append(LoanedSample(self, entry, pool.view(slot), info))
+        self._taken += len(out)
+        return out
 
     def _take_by_value(self, n: int) -> list[LoanedSample]:
         """Up to ``n`` queued by-value samples, decoded into private copies of the dtype."""
@@ -381,14 +389,16 @@ class DataReader(Closeable, Generic[T]):
         """Give taken samples back; in reliable mode this lets the writer reuse their slots."""
         if self._closed:
             self._check_open()
-        batch = (samples,) if isinstance(samples, LoanedSample) else tuple(samples)
-        for sample in batch:
-            if type(sample) is not LoanedSample:
-                raise TypeError(f"expected LoanedSample, not {sample!r}")
-            if sample._reader is not self:
-                raise ValueError("this sample was taken by another DataReader")
-            if sample._returned:
-                raise LoanStateError("this sample was already returned")
+        batch: Sequence[LoanedSample]
+        if isinstance(samples, LoanedSample):
+            batch = (samples,)
+        elif isinstance(samples, list):
+            batch = samples
+        else:
+            batch = tuple(samples)
+        for sample in batch:  # check every sample before returning any
+            if sample.__class__ is not LoanedSample or sample._reader is not self or sample._returned:
+                self._refuse_return(sample)
         reliable = self._reliable
         for sample in batch:
             sample._returned = True
@@ -400,6 +410,14 @@ class DataReader(Closeable, Generic[T]):
             if entry.retired:
                 entry.maybe_close()
         self._returned += len(batch)
+
+    def _refuse_return(self, sample: object) -> None:
+        """Raise the error that says why ``sample`` cannot be returned to this reader."""
+        if type(sample) is not LoanedSample:
+            raise TypeError(f"expected LoanedSample, not {sample!r}")
+        if sample._reader is not self:
+            raise ValueError("this sample was taken by another DataReader")
+        raise LoanStateError("this sample was already returned")
 
     # -- observability -----------------------------------------------------------------
 

@@ -63,22 +63,19 @@ class LoanRef(IdlStruct, typename="loanbus::LoanRef"):
 
 _CDR_LE = b"\x00\x01\x00\x00"
 _REF = struct.Struct("<QQI4x")  # what loanbus writes: padded to a multiple of 8
+_REF_MESSAGE = struct.Struct("<4sQQI4x")  # the encapsulation header and _REF in one pack
 _REF_FIELDS = struct.Struct("<QQI")  # what it accepts: any little-endian CDR of LoanRef
 _REF_BYTES = 4 + _REF_FIELDS.size
-_LE_ENCODINGS = (b"\x00\x01", b"\x00\x07")  # CDR_LE and XCDR2 plain LE: same offsets here
+_unpack_ref = _REF_FIELDS.unpack_from
+_LE_IDS = (1, 7)  # encapsulation 0x0001 CDR_LE, 0x0007 XCDR2 plain LE: same offsets here
 log = logging.getLogger("loanbus")
 _ANY = SampleState.Any | ViewState.Any | InstanceState.Any
 DEFAULT_LEASE = 10.0
 
 
-class RefMessage(NamedTuple):
-    """One received reference: which writer (publication handle), which slot and generation."""
-
-    publication: int
-    slot: int
-    seq: int
-    size: int
-    timestamp_ns: int
+RefMessage = tuple[int, int, int, int, int]
+"""One received reference: (publication handle of its writer, slot, seq, size, source
+timestamp in ns). A plain tuple: it is built for every sample and unpacked at once."""
 
 
 @dataclass(frozen=True)
@@ -374,7 +371,7 @@ class RefWriter:
         return self._dw
 
     def write(self, slot: int, seq: int, size: int, timestamp_ns: int) -> None:
-        ret = ddspy_write_ts(self._ref, _CDR_LE + _REF.pack(seq, size, slot), timestamp_ns)
+        ret = ddspy_write_ts(self._ref, _REF_MESSAGE.pack(_CDR_LE, seq, size, slot), timestamp_ns)
         if ret < 0:
             raise TransportError(f"Cyclone DDS refused to write a reference (return code {ret})")
 
@@ -439,13 +436,12 @@ class RefReader:
         ret = ddspy_take(self._ref, _ANY, max_samples)
         if isinstance(ret, int):
             raise TransportError(f"Cyclone DDS refused to take references (return code {ret})")
-        unpack = _REF_FIELDS.unpack_from
-        return [
-            RefMessage(info.publication_handle, slot, seq, size, info.source_timestamp)
-            for data, info in ret
-            if info.valid_data and len(data) >= _REF_BYTES and data[:2] in _LE_ENCODINGS
-            for seq, size, slot in (unpack(data, 4),)
-        ]
+        out = []
+        for data, info in ret:
+            if info.valid_data and len(data) >= _REF_BYTES and data[0] == 0 and data[1] in _LE_IDS:
+                seq, size, slot = _unpack_ref(data, 4)
+                out.append((info.publication_handle, slot, seq, size, info.source_timestamp))
+        return out
 
     def wake(self, triggered: bool = True) -> None:
         """Trigger (or reset) the extra condition ``wait`` also watches (by-value arrivals)."""

@@ -14,7 +14,9 @@ PEER = ["-m", "tests.remote._peer"]
 PLAIN = [str(Path(__file__).with_name("plain_peer.py"))]
 
 
-def spawn(args: list[str], *, prefix: list[str] | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def spawn(
+    args: list[str], *, prefix: list[str] | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """``[prefix...] python args...`` from the repository root, stdin and stdout piped."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen(

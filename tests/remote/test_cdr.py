@@ -49,7 +49,9 @@ def assert_same_as_binding(vt: ValueType, sample: np.ndarray[Any, Any], twin_val
 def appendable_idl(draw: st.DrawFn) -> str:
     """Random IDL structs, some of them @appendable (XCDR2 then adds DHEADERs)."""
     text = draw(idl_files())
-    return re.sub(r"(?<!@final )struct S(\d)", lambda m: ("@appendable " if draw(st.booleans()) else "") + m[0], text)
+    return re.sub(
+        r"(?<!@final )struct S(\d)", lambda m: ("@appendable " if draw(st.booleans()) else "") + m[0], text
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -104,7 +106,9 @@ def _twin_value(twin: Any, sample: np.ndarray[Any, Any]) -> Any:
         elif v.dtype.names is not None:
             values[name] = _twin_value(hints[name], v)
         elif v.dtype == np.uint8 and v.ndim:
-            values[name] = v.tobytes() if v.ndim == 1 else [row.tobytes() for row in v.reshape(-1, v.shape[-1])]
+            values[name] = (
+                v.tobytes() if v.ndim == 1 else [row.tobytes() for row in v.reshape(-1, v.shape[-1])]
+            )
         else:
             values[name] = v.tolist()
     return twin(**values)

@@ -123,7 +123,10 @@ def test_an_incompatible_qos_is_reported_and_counted(domain_id: int) -> None:
         twin = w._value_type.twin
         # A plain reader that requests reliability a best-effort writer does not offer.
         reader = PlainReader(
-            plain, PlainTopic(plain, "tiny", twin), qos=Qos(Policy.Reliability.Reliable(0)), listener=Listener()
+            plain,
+            PlainTopic(plain, "tiny", twin),
+            qos=Qos(Policy.Reliability.Reliable(0)),
+            listener=Listener(),
         )
         try:
             assert wait_until(lambda: w.statistics().incompatible_qos >= 1, 10.0)

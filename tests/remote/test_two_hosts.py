@@ -79,7 +79,11 @@ def test_a_remote_reader_gets_6mb_frames_by_value_while_a_local_one_maps_them(ho
         "sh", "-c", 'mount -t tmpfs tmpfs /dev/shm && exec "$@"', "sh",
     ]  # fmt: skip
     n = str(FRAMES)
-    w = spawn([*PEER, "writer", "--domain", domain, "--frames", n, "--readers", "2"], prefix=in_a, env=hosts.env("a"))
+    w = spawn(
+        [*PEER, "writer", "--domain", domain, "--frames", n, "--readers", "2"],
+        prefix=in_a,
+        env=hosts.env("a"),
+    )
     local = spawn([*PEER, "reader", "--domain", domain, "--frames", n], prefix=in_a, env=hosts.env("a"))
     remote = spawn([*PEER, "reader", "--domain", domain, "--frames", n], prefix=in_b, env=hosts.env("b"))
     try:
