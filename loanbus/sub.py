@@ -463,7 +463,8 @@ class DataReader(Closeable, Generic[T]):
         out = []
         for peer in self._refs.matched_writers():
             ad = _advert.decode_writer(peer.user_data)
-            on_plain = ad is not None and plain.pop(ad.writer_guid, None) is not None
+            # A reference writer without a loanbus advert has no plain twin to wait for.
+            on_plain = ad is None or plain.pop(ad.writer_guid, None) is not None
             out.append((self._match(peer.guid, peer.handle, ad), on_plain))
         for key, (handle, ad) in plain.items():  # plain DDS writers, or loanbus ones seen only there
             out.append((self._match(key, handle, ad), True))
