@@ -12,6 +12,11 @@ from loanbus._transport.cyclone import (
     RefReader,
     RefWriter,
     TransportParticipant,
+    ValueMessage,
+    ValueReader,
+    ValueType,
+    ValueWriter,
+    value_type,
 )
 
 __all__ = [
@@ -22,4 +27,9 @@ __all__ = [
     "RefReader",
     "RefWriter",
     "TransportParticipant",
+    "ValueMessage",
+    "ValueReader",
+    "ValueType",
+    "ValueWriter",
+    "value_type",
 ]
