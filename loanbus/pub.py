@@ -25,7 +25,7 @@ from loanbus.errors import LoanStateError, LoanTimeoutError, PoolFormatError
 from loanbus.inspect import reap_dead
 from loanbus.pool import WriterPool, segment_name, topic_prefix
 from loanbus.qos import Qos
-from loanbus.topic import Topic, check_endpoint_args
+from loanbus.topic import Topic, by_value_gap, check_endpoint_args
 from loanbus.types import ShmemType
 
 log = logging.getLogger("loanbus")
@@ -157,14 +157,18 @@ class DataWriter(Closeable, Generic[T]):
                 participant.transport, topic.reference_topic_name, endpoint_qos, on_match_change=_waker(pool)
             )
             # The plain topic: readers that cannot map the pool, and plain Cyclone DDS readers.
-            self._value_type = value_type(stype.name, stype.dtype, stype.by_value)
-            self._values = ValueWriter(
-                participant.transport,
-                topic.name,
-                self._value_type,
-                replace(endpoint_qos, name=f"loanbus writer {topic.name} (by value)"),
-                on_match_change=refs.matches,  # one dirty flag: write() checks it already
-            )
+            gap = by_value_gap(stype)
+            if gap is not None:
+                log.warning("writer on %r: %s", topic.name, gap)
+            else:
+                self._value_type = value_type(stype.name, stype.dtype, stype.by_value)
+                self._values = ValueWriter(
+                    participant.transport,
+                    topic.name,
+                    self._value_type,
+                    replace(endpoint_qos, name=f"loanbus writer {topic.name} (by value)"),
+                    on_match_change=refs.matches,  # one dirty flag: write() checks it already
+                )
         except BaseException:
             _release_writer(self._refs, pool)
             raise

@@ -25,7 +25,7 @@ from loanbus._transport import EndpointQos, RefMessage, RefReader, ValueMessage,
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError, TransportError
 from loanbus.pool import ReaderPool
 from loanbus.qos import Qos
-from loanbus.topic import Topic, check_endpoint_args
+from loanbus.topic import Topic, by_value_gap, check_endpoint_args
 
 T = TypeVar("T")
 log = logging.getLogger("loanbus")
@@ -232,16 +232,23 @@ class DataReader(Closeable, Generic[T]):
         self._value_accept: dict[int, bool] = {}  # plain-topic publication handle -> keep?
         self._by_value_taken = self._by_value_dropped = self._by_value_refused = self._map_failures = 0
         self._values: ValueReader | None = None
+        gap = by_value_gap(self._stype)
+        if gap is not None:
+            if qos.by_value:
+                self._refs.close()
+                raise ValueError(f"Qos(by_value=True) on {topic.name!r}: {gap}")
+            log.warning("reader on %r: %s", topic.name, gap)
         try:
-            self._value_type = value_type(self._stype.name, self._stype.dtype, self._stype.by_value)
-            self._values = ValueReader(
-                topic.participant.transport,
-                topic.name,
-                self._value_type,
-                replace(endpoint_qos, name=f"loanbus reader {topic.name} (by value)"),
-                matches=self._refs.matches,  # one dirty flag for both topics
-                on_data=_drainer(self),
-            )
+            if gap is None:
+                self._value_type = value_type(self._stype.name, self._stype.dtype, self._stype.by_value)
+                self._values = ValueReader(
+                    topic.participant.transport,
+                    topic.name,
+                    self._value_type,
+                    replace(endpoint_qos, name=f"loanbus reader {topic.name} (by value)"),
+                    matches=self._refs.matches,  # one dirty flag for both topics
+                    on_data=_drainer(self),
+                )
         except BaseException:
             self._refs.close()
             raise
