@@ -40,11 +40,13 @@ from cyclonedds.idl import IdlStruct, make_idl_struct
 from cyclonedds.idl import _machinery as _m
 from cyclonedds.idl import types as _t
 from cyclonedds.idl.types import uint32, uint64
+from cyclonedds.internal import DDS as _DDS
 from cyclonedds.internal import dds_c_t
 from cyclonedds.pub import DataWriter as _Writer
 from cyclonedds.qos import Policy
 from cyclonedds.qos import Qos as _Qos
 from cyclonedds.sub import DataReader as _Reader
+from cyclonedds.topic import Sample as _SampleContainer
 from cyclonedds.topic import Topic as _Topic
 from cyclonedds.util import duration
 
@@ -739,6 +741,11 @@ class ValueMessage(NamedTuple):
     timestamp_ns: int
 
 
+# ``dds_write_ts`` called through ctypes, which releases the GIL for the call (see ValueWriter.write).
+_dds_write_ts = ct.CFUNCTYPE(ct.c_int32, ct.c_int32, ct.c_void_p, ct.c_int64)(("dds_write_ts", _DDS._dll_handle))
+_DDS_RETCODE_TIMEOUT = -10
+
+
 class ValueWriter:
     """Writes pre-encoded samples on the plain topic; reports matched readers."""
 
@@ -765,9 +772,28 @@ class ValueWriter:
         self._ref = self._dw._ref
 
     def write(self, data: bytes | bytearray, timestamp_ns: int) -> None:
-        ret = ddspy_write_ts(self._ref, data, timestamp_ns)
+        """Write one CDR sample; the GIL is released while Cyclone waits for acknowledgements.
+
+        A reliable write of a large sample can block until readers acknowledge; were the GIL
+        held meanwhile (as the binding's ``ddspy_write_ts`` does), this process's by-value
+        reader could not drain on Cyclone's receive thread, that thread could not process
+        the acknowledgements, and two processes streaming to each other would stall.
+        Raises ``TransportError`` if Cyclone refuses (e.g. a timeout): the sample was not sent.
+        """
+        if self._dw is None:
+            raise TransportError("by-value writer is closed")
+        size = len(data)
+        if isinstance(data, bytearray):
+            buf: Any = (ct.c_char * size).from_buffer(data)
+            addr = ct.addressof(buf)
+        else:
+            buf = ct.c_char_p(data)
+            addr = ct.cast(buf, ct.c_void_p).value
+        ret = _dds_write_ts(self._ref, ct.byref(_SampleContainer(addr, size)), timestamp_ns)
+        del buf
         if ret < 0:
-            raise TransportError(f"Cyclone DDS refused to write a by-value sample (return code {ret})")
+            code = "timed out waiting for acknowledgements" if ret == _DDS_RETCODE_TIMEOUT else f"return code {ret}"
+            raise TransportError(f"Cyclone DDS refused to write a by-value sample ({code})")
 
     def matched_readers(self) -> list[PeerInfo]:
         dw = self._dw
