@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -742,8 +743,10 @@ class ValueMessage(NamedTuple):
 
 
 # ``dds_write_ts`` called through ctypes, which releases the GIL for the call (see ValueWriter.write).
-_dds_write_ts = ct.CFUNCTYPE(ct.c_int32, ct.c_int32, ct.c_void_p, ct.c_int64)(("dds_write_ts", _DDS._dll_handle))
-_DDS_RETCODE_TIMEOUT = -10
+_dds_write_ts = ct.CFUNCTYPE(ct.c_int32, ct.c_int32, ct.c_void_p, ct.c_int64)(
+    ("dds_write_ts", _DDS._dll_handle)
+)
+_TIMEOUT = -10  # DDS_RETCODE_TIMEOUT
 
 
 class ValueWriter:
@@ -762,14 +765,32 @@ class ValueWriter:
         self.matches = _MatchFlag(on_match_change)
         self.qos_alarm = QosAlarm(f"by-value writer on {topic_name!r}")
         listener = Listener(on_publication_matched=self.matches, on_offered_incompatible_qos=self.qos_alarm)
-        with _wrapped(f"create a by-value writer on {topic_name!r}"):
-            self._dw = _Writer(
-                participant._participant(),
-                participant.value_topic(topic_name, value_type.twin),
-                qos=_qos(qos, writer=True),
-                listener=listener,
-            )
+        self._create = partial(
+            _Writer,
+            participant._participant(),
+            participant.value_topic(topic_name, value_type.twin),
+            qos=_qos(qos, writer=True),
+            listener=listener,
+        )
+        self._what = f"create a by-value writer on {topic_name!r}"
+        with _wrapped(self._what):
+            self._dw = self._create()
         self._ref = self._dw._ref
+
+    def renew(self) -> None:
+        """Replace the DDS writer by a fresh one, forgetting its transient-local history.
+
+        Used when the last by-value reader is gone: what the old writer kept is stale, since
+        nothing was serialised while no by-value reader was matched.
+        """
+        if self._dw is None:
+            raise TransportError("by-value writer is closed")
+        dw, self._dw = self._dw, None
+        _delete(dw)
+        with _wrapped(self._what):
+            self._dw = self._create()
+        self._ref = self._dw._ref
+        self.matches()  # the new writer's matches are not known yet
 
     def write(self, data: bytes | bytearray, timestamp_ns: int) -> None:
         """Write one CDR sample; the GIL is released while Cyclone waits for acknowledgements.
@@ -783,17 +804,18 @@ class ValueWriter:
         if self._dw is None:
             raise TransportError("by-value writer is closed")
         size = len(data)
+        buf: Any
         if isinstance(data, bytearray):
-            buf: Any = (ct.c_char * size).from_buffer(data)
-            addr = ct.addressof(buf)
+            buf = (ct.c_char * size).from_buffer(data)
+            addr: int | None = ct.addressof(buf)
         else:
             buf = ct.c_char_p(data)
             addr = ct.cast(buf, ct.c_void_p).value
         ret = _dds_write_ts(self._ref, ct.byref(_SampleContainer(addr, size)), timestamp_ns)
         del buf
         if ret < 0:
-            code = "timed out waiting for acknowledgements" if ret == _DDS_RETCODE_TIMEOUT else f"return code {ret}"
-            raise TransportError(f"Cyclone DDS refused to write a by-value sample ({code})")
+            why = "timed out waiting for acknowledgements" if ret == _TIMEOUT else f"return code {ret}"
+            raise TransportError(f"Cyclone DDS refused to write a by-value sample ({why})")
 
     def matched_readers(self) -> list[PeerInfo]:
         dw = self._dw
