@@ -135,7 +135,7 @@ def _stream_reader(ep: Any, stop: Any) -> dict[str, Any]:
             bad += inconsistent
         elif stop.is_set():
             quiet += 1
-            if quiet >= 20:  # 2 s without a sample after the writer finished: all is in
+            if quiet >= 10:  # 1 s without a sample after the writer finished: all is in
                 break
     return {
         "received": n,
