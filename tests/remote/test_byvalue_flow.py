@@ -115,7 +115,8 @@ def test_two_processes_stream_large_frames_by_value_to_each_other(domain_id: int
 
 
 def _stalled_reader(domain_id: int, ready: Any) -> None:
-    with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+    # A long lease: the writer must keep this reader matched while it is stopped.
+    with loanbus.DomainParticipant(domain_id=domain_id, lease_duration=120) as dp:
         reader = loanbus.DataReader(loanbus.Topic(dp, "stall", FRAME), _big())
         assert reader.wait_for_writers(1, timeout=60)
         ready.set()
@@ -126,7 +127,7 @@ def test_a_by_value_write_that_times_out_publishes_nothing_and_leaves_the_loan_a
     ready = CTX.Event()
     proc = start(_stalled_reader, domain_id, ready)
     try:
-        with loanbus.DomainParticipant(domain_id=domain_id, lease_duration=120) as dp:
+        with loanbus.DomainParticipant(domain_id=domain_id) as dp:
             writer = loanbus.DataWriter(loanbus.Topic(dp, "stall", FRAME), _big(by_value=False, blocking=0.5))
             local = loanbus.DataReader(loanbus.Topic(dp, "stall", FRAME), _big(by_value=False))
             assert writer.wait_for_readers(2, timeout=60)
