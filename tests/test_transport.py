@@ -49,4 +49,3 @@ def test_the_shipped_configuration_is_loopback_unicast_by_default(monkeypatch: p
     xml = build_config(lease_duration=10.0)
     assert '<NetworkInterface address="10.1.0.1" />' in xml
     assert xml.count("<Peer ") == 2
-

@@ -340,10 +340,89 @@ class _MatchFlag:
             self._on_change()
 
 
-class RefWriter:
-    """Publishes references on the derived topic and reports matched readers."""
+class _WriterEnd:
+    """What every writer endpoint shares: its DDS writer, the readers it matched, close()."""
 
     _dw: _Writer | None = None
+    _kind = "writer"
+
+    def _writer(self) -> _Writer:
+        if self._dw is None:
+            raise TransportError(f"{self._kind} is closed")
+        return self._dw
+
+    @property
+    def guid(self) -> str:
+        return str(self._writer().get_guid())
+
+    def matched_readers(self) -> list[PeerInfo]:
+        dw = self._writer()
+        peers = []
+        with _wrapped(f"list the readers matched by the {self._kind}"):
+            for handle in _matched_handles(dw, dw._get_matched_subscriptions):
+                endpoint = dw.get_matched_subscription_data(handle)
+                if endpoint is not None:
+                    peers.append(_peer(endpoint, handle))
+        return peers
+
+    def matched_count(self) -> int:
+        with _wrapped(f"count the readers matched by the {self._kind}"):
+            dw = self._writer()
+            return len(_matched_handles(dw, dw._get_matched_subscriptions))
+
+    def close(self) -> None:
+        dw, self._dw = self._dw, None
+        _delete(dw)
+
+
+class _ReaderEnd:
+    """What every reader endpoint shares: its DDS reader, the writers it matched, close()."""
+
+    _dr: _Reader | None = None
+    _kind = "reader"
+
+    def _reader(self) -> _Reader:
+        if self._dr is None:
+            raise TransportError(f"{self._kind} is closed")
+        return self._dr
+
+    @property
+    def guid(self) -> str:
+        return str(self._reader().get_guid())
+
+    def matched_writers(self) -> list[PeerInfo]:
+        dr = self._reader()
+        peers = []
+        with _wrapped(f"list the writers matched by the {self._kind}"):
+            for handle in _matched_handles(dr, dr._get_matched_publications):
+                endpoint = dr.get_matched_publication_data(handle)
+                if endpoint is not None:
+                    peers.append(_peer(endpoint, handle))
+        return peers
+
+    def matched_count(self) -> int:
+        with _wrapped(f"count the writers matched by the {self._kind}"):
+            dr = self._reader()
+            return len(_matched_handles(dr, dr._get_matched_publications))
+
+    def writer_info(self, handle: int) -> PeerInfo | None:
+        """The matched writer behind ``handle``, None if unknown (or this reader is closed)."""
+        dr = self._dr
+        if dr is None:
+            return None
+        with _wrapped(f"look up a writer matched by the {self._kind}"):
+            endpoint = dr.get_matched_publication_data(handle)
+        return _peer(endpoint, handle) if endpoint is not None else None
+
+    def close(self) -> None:
+        dr, self._dr = self._dr, None
+        _delete(dr)
+
+
+class RefWriter(_WriterEnd):
+    """Publishes references on the derived topic and reports matched readers."""
+
+    _kind = "reference writer"
 
     def __init__(
         self,
@@ -364,44 +443,16 @@ class RefWriter:
             )
         self._ref = self._dw._ref
 
-    @property
-    def guid(self) -> str:
-        return str(self._writer().get_guid())
-
-    def _writer(self) -> _Writer:
-        if self._dw is None:
-            raise TransportError("reference writer is closed")
-        return self._dw
-
     def write(self, slot: int, seq: int, size: int, timestamp_ns: int) -> None:
         ret = ddspy_write_ts(self._ref, _REF_MESSAGE.pack(_CDR_LE, seq, size, slot), timestamp_ns)
         if ret < 0:
             raise TransportError(f"Cyclone DDS refused to write a reference (return code {ret})")
 
-    def matched_readers(self) -> list[PeerInfo]:
-        dw = self._writer()
-        peers = []
-        with _wrapped("list matched readers"):
-            for handle in _matched_handles(dw, dw._get_matched_subscriptions):
-                endpoint = dw.get_matched_subscription_data(handle)
-                if endpoint is not None:
-                    peers.append(_peer(endpoint, handle))
-        return peers
 
-    def matched_count(self) -> int:
-        with _wrapped("count matched readers"):
-            dw = self._writer()
-            return len(_matched_handles(dw, dw._get_matched_subscriptions))
-
-    def close(self) -> None:
-        dw, self._dw = self._dw, None
-        _delete(dw)
-
-
-class RefReader:
+class RefReader(_ReaderEnd):
     """Takes references from the derived topic; blocks on a WaitSet."""
 
-    _dr: _Reader | None = None
+    _kind = "reference reader"
 
     def __init__(
         self,
@@ -425,15 +476,6 @@ class RefReader:
             self._waitset.attach(self._condition)
             self._waitset.attach(self._guard)
         self._ref = self._dr._ref
-
-    @property
-    def guid(self) -> str:
-        return str(self._reader().get_guid())
-
-    def _reader(self) -> _Reader:
-        if self._dr is None:
-            raise TransportError("reference reader is closed")
-        return self._dr
 
     def take(self, max_samples: int) -> list[RefMessage]:
         ret = ddspy_take(self._ref, _ANY, max_samples)
@@ -461,26 +503,6 @@ class RefReader:
             return bool(self._waitset.wait(int(max(timeout, 0.0) * 1e9)) > 0)
         except DDSException as exc:
             raise TransportError(f"Cyclone DDS refused to wait for references: {exc}") from exc
-
-    def matched_writers(self) -> list[PeerInfo]:
-        dr = self._reader()
-        peers = []
-        with _wrapped("list matched writers"):
-            for handle in _matched_handles(dr, dr._get_matched_publications):
-                endpoint = dr.get_matched_publication_data(handle)
-                if endpoint is not None:
-                    peers.append(_peer(endpoint, handle))
-        return peers
-
-    def matched_count(self) -> int:
-        with _wrapped("count matched writers"):
-            dr = self._reader()
-            return len(_matched_handles(dr, dr._get_matched_publications))
-
-    def writer_info(self, handle: int) -> PeerInfo | None:
-        with _wrapped("look up a matched writer"):
-            endpoint = self._reader().get_matched_publication_data(handle)
-        return _peer(endpoint, handle) if endpoint is not None else None
 
     # -- push notification: installed only when a DataReader asks (async, on_data_available) --
 
@@ -589,6 +611,7 @@ class RawChannel:
         entities, self._entities = self._entities, []
         for entity in reversed(entities):
             _delete(entity)
+
 
 # -- by value: the plain DDS topic any Cyclone DDS application can read and write ----------------
 
@@ -749,10 +772,10 @@ _dds_write_ts = ct.CFUNCTYPE(ct.c_int32, ct.c_int32, ct.c_void_p, ct.c_int64)(
 _TIMEOUT = -10  # DDS_RETCODE_TIMEOUT
 
 
-class ValueWriter:
+class ValueWriter(_WriterEnd):
     """Writes pre-encoded samples on the plain topic; reports matched readers."""
 
-    _dw: _Writer | None = None
+    _kind = "by-value writer"
 
     def __init__(
         self,
@@ -817,27 +840,11 @@ class ValueWriter:
             why = "timed out waiting for acknowledgements" if ret == _TIMEOUT else f"return code {ret}"
             raise TransportError(f"Cyclone DDS refused to write a by-value sample ({why})")
 
-    def matched_readers(self) -> list[PeerInfo]:
-        dw = self._dw
-        if dw is None:
-            raise TransportError("by-value writer is closed")
-        peers = []
-        with _wrapped("list matched by-value readers"):
-            for handle in _matched_handles(dw, dw._get_matched_subscriptions):
-                endpoint = dw.get_matched_subscription_data(handle)
-                if endpoint is not None:
-                    peers.append(_peer(endpoint, handle))
-        return peers
 
-    def close(self) -> None:
-        dw, self._dw = self._dw, None
-        _delete(dw)
-
-
-class ValueReader:
+class ValueReader(_ReaderEnd):
     """Reads the plain topic. ``on_data`` runs on Cyclone's thread when samples arrive."""
 
-    _dr: _Reader | None = None
+    _kind = "by-value reader"
 
     def __init__(
         self,
@@ -879,30 +886,6 @@ class ValueReader:
             for data, info in ret
             if info.valid_data
         ]
-
-    def matched_writers(self) -> list[PeerInfo]:
-        dr = self._dr
-        if dr is None:
-            raise TransportError("by-value reader is closed")
-        peers = []
-        with _wrapped("list matched by-value writers"):
-            for handle in _matched_handles(dr, dr._get_matched_publications):
-                endpoint = dr.get_matched_publication_data(handle)
-                if endpoint is not None:
-                    peers.append(_peer(endpoint, handle))
-        return peers
-
-    def writer_info(self, handle: int) -> PeerInfo | None:
-        dr = self._dr
-        if dr is None:
-            return None
-        with _wrapped("look up a matched by-value writer"):
-            endpoint = dr.get_matched_publication_data(handle)
-        return _peer(endpoint, handle) if endpoint is not None else None
-
-    def close(self) -> None:
-        dr, self._dr = self._dr, None
-        _delete(dr)
 
 
 _value_types: dict[tuple[str, Any, Any], ValueType] = {}
