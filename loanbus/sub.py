@@ -12,13 +12,14 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-from loanbus import _advert
+from loanbus import _advert, _statsfeed
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
 from loanbus._transport import EndpointQos, RefMessage, RefReader
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError
 from loanbus.pool import ReaderPool
 from loanbus.qos import Qos
+from loanbus.stats import LATENCY_MASK, LatencyWindow, ReaderStatistics
 from loanbus.topic import Topic, check_endpoint_args
 
 T = TypeVar("T")
@@ -86,20 +87,6 @@ class _PoolEntry:
 
 
 @dataclass(frozen=True)
-class ReaderStatistics:
-    """A snapshot of a reader's counters (``DataReader.statistics()``)."""
-
-    taken: int
-    returned: int
-    consistency_checks: int
-    inconsistent: int
-    refused_references: int
-    unmappable_writers: int
-    mapped_pools: int
-    lost_writers: int
-
-
-@dataclass(frozen=True)
 class WriterMatch:
     """A writer matched by a reader; ``shm`` says whether its pool is mapped zero-copy."""
 
@@ -152,8 +139,15 @@ class DataReader(Closeable, Generic[T]):
         self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
         self._lost_writers = 0
         self._gone: set[int] = set()  # publication handles of writers whose pools we retired
+        self._latency = LatencyWindow()
+        self._lat = self._latency.values  # write->take ns, stored by _admit at taken & LATENCY_MASK
         self._arm(f"DataReader on {topic.name!r}", partial(_release_reader, self._refs, self._pools))
         topic.participant._adopt(self)
+        try:
+            _statsfeed.register(self, topic.participant.transport, self._stats_identity())
+        except BaseException:
+            self.close()
+            raise
 
     # -- taking ------------------------------------------------------------------------
 
@@ -198,8 +192,10 @@ class DataReader(Closeable, Generic[T]):
             return None
         if self._reliable and entry.row is None:
             entry.row = pool.find_row(self.reader_id)
-        info = SampleInfo(msg.seq, msg.timestamp_ns, True, msg.slot, msg.publication, time.time_ns())
+        now = time.time_ns()
+        info = SampleInfo(msg.seq, msg.timestamp_ns, True, msg.slot, msg.publication, now)
         entry.outstanding += 1
+        self._lat[self._taken & LATENCY_MASK] = now - msg.timestamp_ns
         self._taken += 1
         return LoanedSample(self, entry, pool.view(msg.slot), info)
 
@@ -311,8 +307,10 @@ class DataReader(Closeable, Generic[T]):
         return out
 
     def statistics(self) -> ReaderStatistics:
+        """The reader's counters and recent write->take latency (see ``loanbus.ReaderStatistics``)."""
+        taken = self._taken
         return ReaderStatistics(
-            taken=self._taken,
+            taken=taken,
             returned=self._returned,
             consistency_checks=self._checks,
             inconsistent=self._inconsistent,
@@ -320,7 +318,21 @@ class DataReader(Closeable, Generic[T]):
             unmappable_writers=len(self._unmappable),
             mapped_pools=len(self._pools),
             lost_writers=self._lost_writers,
+            bytes_taken=taken * self._stype.itemsize,
+            **self._latency.summary(taken),
         )
+
+    def _stats_identity(self) -> dict[str, Any]:
+        """Who this reader is, for the statistics that ``loanbus top`` shows."""
+        return {
+            "kind": "reader",
+            "id": self.reader_id.hex(),
+            "topic": self.topic.name,
+            "type": self._stype.name,
+            "pid": os.getpid(),
+            "reliable": self._reliable,
+            "sample_size": self._stype.itemsize,
+        }
 
     def __repr__(self) -> str:
         return f"DataReader({self.topic.name!r}{', closed' if self.closed else ''})"

@@ -5,12 +5,31 @@ Everything above this package speaks only the small interface re-exported here; 
 """
 
 from loanbus._transport.cyclone import (
+    STATS_TOPIC,
+    DiscoveredEndpoint,
+    DiscoveredParticipant,
+    DiscoveryReader,
     EndpointQos,
     PeerInfo,
     RefMessage,
     RefReader,
     RefWriter,
+    StatsReader,
+    StatsWriter,
     TransportParticipant,
 )
 
-__all__ = ["EndpointQos", "PeerInfo", "RefMessage", "RefReader", "RefWriter", "TransportParticipant"]
+__all__ = [
+    "STATS_TOPIC",
+    "DiscoveredEndpoint",
+    "DiscoveredParticipant",
+    "DiscoveryReader",
+    "EndpointQos",
+    "PeerInfo",
+    "RefMessage",
+    "RefReader",
+    "RefWriter",
+    "StatsReader",
+    "StatsWriter",
+    "TransportParticipant",
+]
