@@ -21,6 +21,8 @@ import struct
 import posix_ipc
 
 SHM_DIR = "/dev/shm"
+THP_SHMEM_SETTING = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+MOUNTS = "/proc/self/mounts"
 # struct flock on Linux x86-64: l_type, l_whence, l_start, l_len, l_pid, padding.
 _FLOCK = "hhqqi4x"
 
@@ -120,8 +122,11 @@ class Segment:
         return self._fd
 
     def current_size(self) -> int:
-        """The size the kernel reports now (a peer may have truncated the segment)."""
-        return os.fstat(self._fd).st_size
+        """The size the kernel reports now (a peer may have truncated the segment).
+
+        ``lseek(SEEK_END)`` answers like ``fstat`` but without building a stat result: it runs
+        on every take. The descriptor's offset is not used for anything else."""
+        return os.lseek(self._fd, 0, os.SEEK_END)
 
     def owner_uid(self) -> int:
         return os.fstat(self._fd).st_uid
@@ -171,6 +176,73 @@ class Segment:
             return
         self._unlinked = True
         unlink_segment(self.name)
+
+
+def _tmpfs_huge_option(mounts: str) -> str:
+    """The ``huge=`` option of the tmpfs mounted at SHM_DIR ("never" when it has none)."""
+    try:
+        with open(mounts) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return "never"
+    option = "never"
+    for line in lines:  # the last mount at SHM_DIR is the one in effect
+        fields = line.split()
+        if len(fields) >= 4 and fields[1] == SHM_DIR:
+            opts = dict(o.partition("=")[::2] for o in fields[3].split(","))
+            option = opts.get("huge", "never")
+    return option
+
+
+def advise_huge_pages(mapping: mmap.mmap) -> str | None:
+    """Ask for transparent huge pages on a shared mapping; None if granted, else why not.
+
+    POSIX shared memory lives in the tmpfs at /dev/shm. Its ``huge=`` mount option decides:
+    ``always``/``within_size`` use huge pages anyway, ``advise`` only for mappings marked
+    with ``MADV_HUGEPAGE`` (done here), ``never`` (the default) never. The kernel-wide
+    shmem setting can override it for testing (``force``) or forbid it (``deny``).
+    """
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    if advice is None:
+        return "this platform has no MADV_HUGEPAGE"
+    try:
+        with open(THP_SHMEM_SETTING) as f:
+            setting = f.read()
+    except OSError:
+        return f"the kernel has no transparent huge pages for shared memory ({THP_SHMEM_SETTING} is missing)"
+    chosen = setting[setting.find("[") + 1 : setting.find("]")] if "[" in setting else setting.strip()
+    if chosen == "deny":
+        return f"the kernel forbids huge pages for shared memory ({THP_SHMEM_SETTING} is 'deny')"
+    huge = _tmpfs_huge_option(MOUNTS)
+    if chosen != "force" and huge not in ("always", "within_size", "advise"):
+        return (
+            f"{SHM_DIR} is mounted with huge={huge}; remount it with huge=advise "
+            f"(mount -o remount,huge=advise {SHM_DIR}) to allow huge pages"
+        )
+    try:
+        mapping.madvise(advice)
+    except OSError as exc:
+        return f"madvise(MADV_HUGEPAGE) failed: {exc.strerror}"
+    return None
+
+
+def huge_page_bytes(mapping: mmap.mmap) -> int:
+    """Bytes of ``mapping`` this process maps with huge pages now (``/proc/self/smaps``)."""
+    import numpy as np
+
+    start = int(np.frombuffer(mapping, dtype=np.uint8, count=1).ctypes.data)
+    end = start + len(mapping)
+    total = 0
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and ":" not in head:  # a mapping's first line: "lo-hi perms ..."
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo < end and hi > start
+            elif inside and line.startswith(("ShmemPmdMapped:", "FilePmdMapped:")):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 def unlink_segment(name: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import re
 import time
@@ -25,10 +26,24 @@ import numpy as np
 
 from loanbus import _layout as L
 from loanbus._proc import process_start_time
-from loanbus._shm import Segment, SegmentError, Semaphore
-from loanbus._slotstate import SlotEvent, SlotState, next_state
+from loanbus._shm import Segment, SegmentError, Semaphore, advise_huge_pages, huge_page_bytes
+from loanbus._slotstate import SlotEvent, SlotState, SlotTransitionError, next_state, transitions_on
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanError, LoanTimeoutError, PoolFormatError
 from loanbus.types import ShmemType
+
+_ON_LOAN = transitions_on(SlotEvent.LOAN)
+_ON_REUSE = transitions_on(SlotEvent.REUSE)
+_ON_WRITE = transitions_on(SlotEvent.WRITE)
+_WAITING = L.WAITING_WORD
+log = logging.getLogger("loanbus")
+
+
+def _step(table: dict[SlotState, SlotState], state: SlotState, event: SlotEvent) -> SlotState:
+    """``table[state]``, or the lifecycle's error for an event the state does not allow."""
+    after = table.get(state)
+    if after is None:
+        raise SlotTransitionError(state, event)
+    return after
 
 
 def shm_prefix() -> str:
@@ -101,6 +116,7 @@ class WriterPool:
         reliable: bool = False,
         writer_guid: bytes,
         group: int | None = None,
+        huge_pages: bool = False,
     ) -> None:
         if protected_slots >= slot_count:
             raise ValueError(f"protected_slots ({protected_slots}) must be < slot_count ({slot_count})")
@@ -113,7 +129,14 @@ class WriterPool:
         self.stats = WriterPoolStatistics()
         mode = 0o600
         self._segment = seg = Segment.create(name, layout.segment_size, mode=mode, group=group)
+        #: ``"on"``, ``"off"`` (not asked for) or ``"refused: <why>"``: what came of Qos.huge_pages.
+        self.huge_pages = "off"
         try:
+            if huge_pages:
+                refused = advise_huge_pages(seg.mapping)
+                self.huge_pages = "on" if refused is None else f"refused: {refused}"
+                if refused is not None:
+                    log.warning("pool %s uses normal pages: huge pages were refused: %s", name, refused)
             pid = os.getpid()
             header = L.encode_header(
                 layout,
@@ -136,10 +159,7 @@ class WriterPool:
             ).reshape(reader_rows, L.OWNER_RECORD_SIZE)
             self._row_words = layout.hold_row_stride // 8
             self._holds = _words(mm, layout.hold_table_offset, reader_rows * self._row_words)
-            self._payloads = [
-                np.frombuffer(mm, dtype=stype.dtype, count=1, offset=layout.payload_start(i)).reshape(())
-                for i in range(slot_count)
-            ]
+            self._payloads = [stype.view(mm, layout.payload_start(i)) for i in range(slot_count)]
         except BaseException:
             self.close()
             raise
@@ -153,6 +173,9 @@ class WriterPool:
         self._row_ids: dict[bytes, int] = {}
         self._attached_rows: list[int] = []
         self._seq = itertools.count(1)
+        # Read-only aliases for DataWriter.get_loan: one attribute read instead of a call.
+        self.payloads = self._payloads
+        self.sequences = self._slot_seq
         # Everything is initialised: advertise readiness last.
         self._header[L.STATE_WORD] = L.SegmentState.READY
 
@@ -162,8 +185,12 @@ class WriterPool:
     def slot_count(self) -> int:
         return self.layout.slot_count
 
+    def huge_page_bytes(self) -> int:
+        """Bytes of the pool this process maps with huge pages now (0 without them)."""
+        return huge_page_bytes(self._segment.mapping) if self._segment is not None else 0
+
     def payload(self, slot: int) -> np.ndarray[Any, Any]:
-        """The writable 0-d structured view of a slot's payload."""
+        """The writable view of a slot's payload (0-d structured, or of the type's shape)."""
         return self._payloads[slot]
 
     def slot_sequence(self, slot: int) -> int:
@@ -182,16 +209,16 @@ class WriterPool:
         free = self._free
         if free:
             slot = free.popleft()
-            event = SlotEvent.LOAN
+            table, event = _ON_LOAN, SlotEvent.LOAN
         else:
             picked = self._pick_written()
             if picked is None:
                 return None
             slot = picked
             del self._written[slot]
-            event = SlotEvent.REUSE
+            table, event = _ON_REUSE, SlotEvent.REUSE
             self.stats.overwrites += 1
-        self._state[slot] = next_state(self._state[slot], event)
+        self._state[slot] = _step(table, self._state[slot], event)
         seq = next(self._seq)
         self._slot_seq[slot] = seq
         base = slot * L.SLOT_WORDS
@@ -240,6 +267,11 @@ class WriterPool:
         deadline = time.monotonic() + timeout
         assert self._semaphore is not None
         self._header[L.WAITING_WORD] = 1  # set before re-checking: no return can be missed
+        # The wake-up handshake (writer_waiting vs. hold cells) is a store followed by a load on
+        # both sides, which x86-64 may reorder; a missed post costs at most one re-check
+        # interval, never a failure. The interval starts short (a missed post under a fast
+        # stream costs ~0.5 ms, not 50) and doubles up to 50 ms for a long wait.
+        interval = 0.0005
         try:
             while True:
                 if before_try is not None:
@@ -250,10 +282,8 @@ class WriterPool:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                # The wake-up handshake (writer_waiting vs. hold cells) is a store followed by
-                # a load on both sides, which x86-64 may reorder; a missed post costs at most
-                # this short re-check interval, never a failure.
-                self._semaphore.wait(min(remaining, 0.05))
+                self._semaphore.wait(min(remaining, interval))
+                interval = min(interval * 2, 0.05)
         finally:
             self._header[L.WAITING_WORD] = 0
         self.stats.loan_timeouts += 1
@@ -266,7 +296,7 @@ class WriterPool:
 
     def publish(self, slot: int, timestamp_ns: int) -> int:
         """Mark a loaned slot WRITTEN and set attached readers' holds; returns its sequence number."""
-        self._state[slot] = next_state(self._state[slot], SlotEvent.WRITE)
+        self._state[slot] = _step(_ON_WRITE, self._state[slot], SlotEvent.WRITE)
         seq = self._slot_seq[slot]
         words, base = self._slots, slot * L.SLOT_WORDS
         words[base + L.SLOT_TIMESTAMP] = timestamp_ns
@@ -361,7 +391,9 @@ class WriterPool:
                 header[L.STATE_WORD] = L.SegmentState.CLOSED
             seg.unlink()
             _release_views(*(self.__dict__.pop(n, None) for n in ("_header", "_slots", "_holds")))
-            for name in ("_owners", "_payloads"):
+            # Every view of the mapping goes, the ``payloads`` alias too: a closed pool must not
+            # keep the mapping alive; only the user's own views may (docs/ecosystem.md).
+            for name in ("_owners", "_payloads", "payloads"):
                 self.__dict__.pop(name, None)
             seg.close()
         if sem is not None:
@@ -429,6 +461,11 @@ class ReaderPool:
                 )
             self.header = header
             self.layout = layout = header.layout
+            # Plain ints and the descriptor for check(), which runs on every take.
+            self._fd = seg.fd
+            self._slot_count = layout.slot_count
+            self._sample_size = layout.sample_size
+            self._segment_size = layout.segment_size
             mm = seg.mapping
             self._header = _words(mm, 0, L.HEADER_SIZE // 8)
             self._slots = _words(mm, layout.slot_table_offset, layout.slot_count * L.SLOT_WORDS)
@@ -440,7 +477,7 @@ class ReaderPool:
             ).reshape(layout.reader_rows, L.OWNER_RECORD_SIZE)
             self._slot_seq = self._slots[L.SLOT_SEQ :: L.SLOT_WORDS]
             self._payloads: list[np.ndarray[Any, Any] | None] = [None] * layout.slot_count
-            self._dtype = stype.dtype
+            self._stype = stype
             try:
                 self._semaphore = Semaphore(semaphore_name(name), create=False)
             except SegmentError as exc:
@@ -464,6 +501,17 @@ class ReaderPool:
                 f"pool {self.name}: sequence number {seq} of slot {slot} was never issued"
             )
 
+    def check(self, slot: int, seq: int, size: int, *, sized: bool = False) -> None:
+        """``check_reference`` and ``check_size`` in one call, for the hot path of take();
+        ``sized=True`` skips the size check, done already for this batch of references."""
+        ok = 0 <= slot < self._slot_count and 0 < size <= self._sample_size
+        if not (ok and 0 < seq <= self._slot_seq[slot]):
+            self.check_reference(slot, seq, size)  # raises with the precise reason
+        if sized:
+            return
+        if self._segment is None or os.lseek(self._fd, 0, os.SEEK_END) < self._segment_size:
+            self.check_size()  # raises BrokenError (or PoolFormatError when closed)
+
     def check_size(self) -> None:
         """Refuse to hand out views of a segment someone shrank (reading it would be SIGBUS)."""
         seg = self._segment
@@ -476,12 +524,10 @@ class ReaderPool:
             )
 
     def view(self, slot: int) -> np.ndarray[Any, Any]:
-        """The read-only 0-d structured view of a slot's payload (made once per slot)."""
+        """The read-only view of a slot's payload (made once per slot)."""
         arr = self._payloads[slot]
         if arr is None:
-            mm = self._mapping()
-            arr = np.frombuffer(mm, dtype=self._dtype, count=1, offset=self.layout.payload_start(slot))
-            arr = arr.reshape(())
+            arr = self._stype.view(self._mapping(), self.layout.payload_start(slot))
             self._payloads[slot] = arr
         return arr
 
@@ -512,13 +558,21 @@ class ReaderPool:
     def holds(self, slot: int, seq: int) -> bool:
         return self._row is not None and self._row[slot] == seq
 
-    def release(self, slot: int, seq: int) -> None:
-        """Return our hold on a slot (only if it is ours for this sequence number)."""
+    def release(self, slot: int, seq: int, *, wake: bool = True) -> None:
+        """Return our hold on a slot (only if it is ours for this sequence number).
+
+        ``wake=False`` leaves the writer's wake-up to one ``wake_writer()`` after a batch."""
         row = self._row
         if row is not None and row[slot] == seq:
             row[slot] = 0
-            if self._header[L.WAITING_WORD] and self._semaphore is not None:
-                self._semaphore.post()
+            if wake:
+                self.wake_writer()
+
+    def wake_writer(self) -> None:
+        """Post the pool's semaphore if its writer is blocked in get_loan() (no-op once closed)."""
+        sem = self._semaphore
+        if sem is not None and self._header[_WAITING]:
+            sem.post()
 
     def release_all(self) -> None:
         row = self._row

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from loanbus import _advert, _statsfeed
+from loanbus._export import DLPackField, field_view
 from loanbus._layout import ABI_VERSION
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
@@ -59,6 +60,13 @@ class Loan:
     @property
     def active(self) -> bool:
         return self._state is _ACTIVE
+
+    def dlpack(self, field: str) -> DLPackField:
+        """Field ``field`` for ``torch.from_dlpack`` / ``np.from_dlpack``: zero-copy, writable.
+
+        Fill the pool in place from an array library (docs/ecosystem.md); valid like ``data``.
+        """
+        return DLPackField(field_view(self.data, field), field)
 
     def __repr__(self) -> str:
         return f"Loan(slot={self.slot}, seq={self.sequence_number}, {self._state})"
@@ -154,6 +162,7 @@ class DataWriter(Closeable, Generic[T]):
                     reliable=qos.reliable,
                     writer_guid=self.guid,
                     group=qos.shm_group,
+                    huge_pages=qos.huge_pages,
                 )
             except SegmentError as exc:
                 if exc.errno != errno.EEXIST:
@@ -181,7 +190,7 @@ class DataWriter(Closeable, Generic[T]):
                 slot = pool.acquire(wait, before_try=self._sync_readers)
             except LoanTimeoutError as exc:
                 raise LoanTimeoutError(self._describe_holders(exc), exc.holders) from None
-        loan = Loan(self, slot, pool.slot_sequence(slot), pool.payload(slot))
+        loan = Loan(self, slot, pool.sequences[slot], pool.payloads[slot])
         self._loans[slot] = loan
         return loan
 
@@ -189,7 +198,8 @@ class DataWriter(Closeable, Generic[T]):
         """Publish the loan's slot (only a small reference crosses DDS); consumes the loan."""
         if self._closed:
             self._check_open()
-        self._own(loan)
+        if loan.__class__ is not Loan or loan._writer is not self or loan._state is not _ACTIVE:
+            self._own(loan)  # raises the precise error
         refs = self._refs
         assert refs is not None
         if refs.matches.dirty:
@@ -323,8 +333,10 @@ class DataWriter(Closeable, Generic[T]):
 
     def close(self) -> None:
         """Stop publishing, invalidate outstanding loans, unlink the pool (idempotent)."""
-        for loan in list(getattr(self, "_loans", {}).values()):
+        loans = getattr(self, "_loans", {})
+        for loan in loans.values():
             loan._state = "invalidated by close()"
+        loans.clear()  # a closed writer must not pin its mapping: the last user view unmaps it
         super().close()
 
     def __repr__(self) -> str:

@@ -28,6 +28,9 @@ class Qos:
     ``max_samples + 1`` slots (one to fill while the others are read) unless ``pool_slots``
     says otherwise. With ``TRANSIENT_LOCAL`` the newest ``history_depth`` written slots are
     never reused, so the default pool grows by ``history_depth``.
+
+    ``huge_pages=True`` asks the kernel for transparent huge pages on the writer's pool. If
+    the kernel refuses, the pool uses normal pages and the writer logs why (a warning).
     """
 
     reliability: Reliability = Reliability.BEST_EFFORT
@@ -38,10 +41,13 @@ class Qos:
     pool_slots: int | None = None
     reader_rows: int = 16
     shm_group: int | None = None
+    huge_pages: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.reliability, Reliability):
             raise TypeError(f"reliability must be a Reliability, not {self.reliability!r}")
+        if not isinstance(self.huge_pages, bool):
+            raise TypeError(f"huge_pages must be a bool, not {self.huge_pages!r}")
         if not isinstance(self.durability, Durability):
             raise TypeError(f"durability must be a Durability, not {self.durability!r}")
         if self.max_blocking_time < 0:

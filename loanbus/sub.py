@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-from loanbus import _advert, _statsfeed
+from loanbus import _advert, _aio, _statsfeed
+from loanbus._export import DLPackField, field_view
 from loanbus._lifetime import Closeable, wait_until
+from loanbus._notify import DataNotifier
 from loanbus._proc import host_identity
 from loanbus._transport import EndpointQos, RefMessage, RefReader
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError
@@ -35,6 +38,9 @@ class SampleInfo(NamedTuple):
     slot: int
     publication_handle: int
     reception_timestamp: int
+
+
+_new_tuple = tuple.__new__  # builds a SampleInfo without the Python-level NamedTuple __new__
 
 
 class LoanedSample:
@@ -64,6 +70,13 @@ class LoanedSample:
     @property
     def returned(self) -> bool:
         return self._returned
+
+    def dlpack(self, field: str) -> DLPackField:
+        """Field ``field`` for ``np.from_dlpack`` / ``torch.from_dlpack``: zero-copy, read-only.
+
+        See docs/ecosystem.md. Valid like ``data``: until the sample is returned.
+        """
+        return DLPackField(field_view(self.data, field), field)
 
     def __repr__(self) -> str:
         state = "returned" if self._returned else "taken"
@@ -96,19 +109,51 @@ class WriterMatch:
     shm: bool
 
 
-def _release_reader(refs: RefReader, pools: dict[int, _PoolEntry]) -> None:
+def _release_reader(refs: RefReader, pools: dict[int, _PoolEntry], notifier: DataNotifier) -> None:
+    notifier.stop()
+    if notifier.inside_callback():
+        # Cyclone cannot delete a reader from inside its own listener: finish on a short-lived
+        # thread, which deletes it (waiting for this callback to return) and then the pools.
+        threading.Thread(
+            target=_release_later, args=(refs, pools), name="loanbus-reader-close", daemon=True
+        ).start()
+        return
+    _release_pools(pools)
+    refs.close()
+
+
+def _release_later(refs: RefReader, pools: dict[int, _PoolEntry]) -> None:
+    refs.close()
+    _release_pools(pools)
+
+
+def _release_pools(pools: dict[int, _PoolEntry]) -> None:
     for entry in pools.values():
         entry.pool.release_all()
         entry.retired = True
         entry.pool.close()
     pools.clear()
-    refs.close()
 
 
 class DataReader(Closeable, Generic[T]):
-    """Takes references from DDS and hands out read-only views of the writers' pools."""
+    """Takes references from DDS and hands out read-only views of the writers' pools.
 
-    def __init__(self, topic: Topic[T], qos: Qos | None = None) -> None:
+    ``on_data_available(reader)`` is called from a Cyclone thread when references arrive
+    (docs/ecosystem.md); ``await take_async()`` and ``async for`` serve asyncio.
+    """
+
+    _notifier: DataNotifier | None = None
+    _listening = False  # the data-available listener is installed
+
+    def __init__(
+        self,
+        topic: Topic[T],
+        qos: Qos | None = None,
+        *,
+        on_data_available: Callable[[DataReader[T]], None] | None = None,
+    ) -> None:
+        if on_data_available is not None and not callable(on_data_available):
+            raise TypeError(f"on_data_available must be callable, not {on_data_available!r}")
         self.qos = qos = check_endpoint_args(topic, qos)
         self.topic = topic
         self._stype = topic.shmem_type
@@ -141,13 +186,17 @@ class DataReader(Closeable, Generic[T]):
         self._gone: set[int] = set()  # publication handles of writers whose pools we retired
         self._latency = LatencyWindow()
         self._lat = self._latency.values  # write->take ns, stored by _admit at taken & LATENCY_MASK
-        self._arm(f"DataReader on {topic.name!r}", partial(_release_reader, self._refs, self._pools))
+        self._notifier = notifier = DataNotifier(self, on_data_available)
+        release = partial(_release_reader, self._refs, self._pools, notifier)
+        self._arm(f"DataReader on {topic.name!r}", release)
         topic.participant._adopt(self)
         try:
             _statsfeed.register(self, topic.participant.transport, self._stats_identity())
         except BaseException:
             self.close()
             raise
+        if on_data_available is not None:
+            self._notifications()
 
     # -- taking ------------------------------------------------------------------------
 
@@ -164,7 +213,7 @@ class DataReader(Closeable, Generic[T]):
                 self._prune_writers()
             msgs = refs.take(max_samples)
             if msgs:
-                samples = [s for s in map(self._admit, msgs) if s is not None]
+                samples = self._admit(msgs)
                 if samples:
                     return samples
             if timeout is None:
@@ -176,28 +225,35 @@ class DataReader(Closeable, Generic[T]):
                 return []
             refs.wait(remaining)
 
-    def _admit(self, msg: RefMessage) -> LoanedSample | None:
-        entry = self._pools.get(msg.publication)
-        if entry is None:
-            entry = self._open_pool(msg.publication)
-            if entry is None:
-                return None
-        pool = entry.pool
-        try:
-            pool.check_reference(msg.slot, msg.seq, msg.size)
-            pool.check_size()
-        except (InvalidReferenceError, BrokenError) as exc:
-            self._refused += 1
-            log.warning("refused a reference: %s", exc)
-            return None
-        if self._reliable and entry.row is None:
-            entry.row = pool.find_row(self.reader_id)
+    def _admit(self, msgs: list[RefMessage]) -> list[LoanedSample]:
+        """Samples for the references that are valid; refused ones are logged and counted."""
+        out: list[LoanedSample] = []
+        pools = self._pools
         now = time.time_ns()
-        info = SampleInfo(msg.seq, msg.timestamp_ns, True, msg.slot, msg.publication, now)
-        entry.outstanding += 1
-        self._lat[self._taken & LATENCY_MASK] = now - msg.timestamp_ns
-        self._taken += 1
-        return LoanedSample(self, entry, pool.view(msg.slot), info)
+        sized: set[int] = set()  # pools whose size was checked in this batch (one lseek each)
+        lat, taken = self._lat, self._taken
+        for handle, slot, seq, size, timestamp in msgs:
+            entry = pools.get(handle)
+            if entry is None:
+                entry = self._open_pool(handle)
+                if entry is None:
+                    continue
+            pool = entry.pool
+            try:
+                pool.check(slot, seq, size, sized=handle in sized)
+                sized.add(handle)
+            except (InvalidReferenceError, BrokenError) as exc:
+                self._refused += 1
+                log.warning("refused a reference: %s", exc)
+                continue
+            if entry.row is None and self._reliable:
+                entry.row = pool.find_row(self.reader_id)
+            entry.outstanding += 1
+            lat[(taken + len(out)) & LATENCY_MASK] = now - timestamp  # for statistics()
+            info = _new_tuple(SampleInfo, (seq, timestamp, True, slot, handle, now))
+            out.append(LoanedSample(self, entry, pool.view(slot), info))
+        self._taken += len(out)
+        return out
 
     def _open_pool(self, handle: int) -> _PoolEntry | None:
         """Map the pool of a newly seen writer; remember writers whose pool we cannot map."""
@@ -263,25 +319,74 @@ class DataReader(Closeable, Generic[T]):
         """Give taken samples back; in reliable mode this lets the writer reuse their slots."""
         if self._closed:
             self._check_open()
-        batch = (samples,) if isinstance(samples, LoanedSample) else tuple(samples)
-        for sample in batch:
-            if type(sample) is not LoanedSample:
-                raise TypeError(f"expected LoanedSample, not {sample!r}")
-            if sample._reader is not self:
-                raise ValueError("this sample was taken by another DataReader")
-            if sample._returned:
-                raise LoanStateError("this sample was already returned")
+        batch: Sequence[LoanedSample]
+        if isinstance(samples, LoanedSample):
+            batch = (samples,)
+        elif isinstance(samples, list):
+            batch = samples
+        else:
+            batch = tuple(samples)
+        for sample in batch:  # check every sample before returning any
+            if sample.__class__ is not LoanedSample or sample._reader is not self or sample._returned:
+                self._refuse_return(sample)
         reliable = self._reliable
+        woken = None
         for sample in batch:
             sample._returned = True
             entry = sample._pool
             entry.outstanding -= 1
             if reliable:
                 info = sample.info
-                entry.pool.release(info.slot, info.sequence_number)
+                entry.pool.release(info.slot, info.sequence_number, wake=False)
+                if entry is not woken:
+                    if woken is not None:
+                        woken.pool.wake_writer()  # a batch from several writers: one post each
+                    woken = entry
             if entry.retired:
                 entry.maybe_close()
+        if woken is not None:
+            woken.pool.wake_writer()  # one post per batch, after every hold is cleared
         self._returned += len(batch)
+
+    def _refuse_return(self, sample: object) -> None:
+        """Raise the error that says why ``sample`` cannot be returned to this reader."""
+        if type(sample) is not LoanedSample:
+            raise TypeError(f"expected LoanedSample, not {sample!r}")
+        if sample._reader is not self:
+            raise ValueError("this sample was taken by another DataReader")
+        raise LoanStateError("this sample was already returned")
+
+    # -- push and asyncio (docs/ecosystem.md) ------------------------------------------
+
+    def _notifications(self) -> DataNotifier:
+        """The reader's notifier, its data-available listener installed on first use."""
+        self._check_open()
+        notifier = self._notifier
+        assert notifier is not None
+        if not self._listening:
+            self._refs.set_data_listener(notifier.on_data)
+            self._listening = True
+        return notifier
+
+    async def take_async(self, max_samples: int = 16, timeout: float | None = None) -> list[LoanedSample]:
+        """Like ``take`` but awaits the first sample: up to ``timeout`` s, or without limit if None.
+
+        ``[]`` when the timeout passes; ``ClosedError`` if the reader is closed meanwhile. The
+        caller owns the samples and returns them with ``return_loan``.
+        """
+        return await _aio.take_async(self, max_samples, timeout)
+
+    def __aiter__(self) -> _aio.SampleStream:
+        """``async for sample in reader``: each sample is returned when the next is asked for."""
+        self._check_open()
+        return _aio.SampleStream(self)
+
+    def close(self) -> None:
+        """Stop callbacks (waiting for one in progress), wake async waiters, release everything."""
+        notifier = self._notifier
+        if notifier is not None:
+            notifier.stop()  # first: a callback in progress still sees an open reader
+        super().close()
 
     # -- observability -----------------------------------------------------------------
 

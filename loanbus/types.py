@@ -55,30 +55,51 @@ class ShmemType:
 
     ``by_value`` is an optional by-value twin (a cyclonedds ``IdlStruct`` class) used where
     a reader cannot map the pool.
+
+    ``shape`` makes a sample an array of that shape of ``dtype`` elements instead of one
+    element. numpy refuses a dtype of 2 GiB or more, so a larger sample needs it:
+    ``ShmemType("blob::Big", np.uint8, shape=(5 << 30,))``.
     """
 
-    __slots__ = ("by_value", "dtype", "name", "type_hash")
+    __slots__ = ("by_value", "count", "dtype", "name", "shape", "type_hash")
 
-    def __init__(self, name: str, dtype: Any, *, by_value: type | None = None) -> None:
+    def __init__(
+        self, name: str, dtype: Any, *, by_value: type | None = None, shape: tuple[int, ...] = ()
+    ) -> None:
         if not isinstance(name, str) or not name or len(name.encode()) > 255:
             raise ValueError(f"type name must be a non-empty string of at most 255 bytes: {name!r}")
         dt = np.dtype(dtype)
         _check_dtype(dt, name)
+        shape = tuple(shape)
+        if not all(isinstance(n, int) and n >= 1 for n in shape):
+            raise ValueError(f"{name}: shape must be positive integers, not {shape!r}")
+        count = 1
+        for n in shape:
+            count *= n
         if dt.itemsize == 0:
             raise ValueError(f"{name}: a type must have a non-zero size")
-        if dt.itemsize > MAX_SAMPLE_SIZE:
-            raise ValueError(f"{name}: {dt.itemsize} bytes exceeds the maximum sample size")
+        if dt.itemsize * count > MAX_SAMPLE_SIZE:
+            raise ValueError(f"{name}: {dt.itemsize * count} bytes exceeds the maximum sample size")
         self.name = name
         self.dtype: np.dtype[Any] = dt
-        self.type_hash = type_hash(name, dt)
+        self.shape = shape
+        self.count = count
+        # A shapeless type hashes as it always did, so existing pools and generated code match.
+        self.type_hash = type_hash(name, dt) if not shape else type_hash(f"{name}{list(shape)}", dt)
         self.by_value = by_value
 
     @property
     def itemsize(self) -> int:
-        return int(self.dtype.itemsize)
+        """Bytes of one sample."""
+        return int(self.dtype.itemsize) * self.count
+
+    def view(self, buffer: Any, offset: int) -> np.ndarray[Any, Any]:
+        """The sample at ``offset`` of ``buffer``: a 0-d structured view, or an array of ``shape``."""
+        return np.frombuffer(buffer, dtype=self.dtype, count=self.count, offset=offset).reshape(self.shape)
 
     def __repr__(self) -> str:
-        return f"ShmemType({self.name!r}, itemsize={self.itemsize})"
+        shape = f", shape={self.shape}" if self.shape else ""
+        return f"ShmemType({self.name!r}, itemsize={self.itemsize}{shape})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ShmemType) and other.type_hash == self.type_hash

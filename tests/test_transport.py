@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from loanbus._transport.cyclone import RefMessage, _matched_handles, build_config
+from loanbus._transport.cyclone import _matched_handles, build_config
 from loanbus.errors import TransportError
 
 
@@ -50,7 +50,3 @@ def test_the_shipped_configuration_is_loopback_unicast_by_default(monkeypatch: p
     assert '<NetworkInterface address="10.1.0.1" />' in xml
     assert xml.count("<Peer ") == 2
 
-
-def test_a_reference_message_is_a_plain_tuple() -> None:
-    msg = RefMessage(1, 2, 3, 4, 5)
-    assert (msg.publication, msg.slot, msg.seq, msg.size, msg.timestamp_ns) == (1, 2, 3, 4, 5)

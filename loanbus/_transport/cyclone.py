@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any
 
 from cyclonedds._clayer import ddspy_take, ddspy_write_ts
 from cyclonedds.core import (
@@ -59,21 +59,18 @@ class LoanRef(IdlStruct, typename="loanbus::LoanRef"):
 
 _CDR_LE = b"\x00\x01\x00\x00"
 _REF = struct.Struct("<QQI4x")  # what loanbus writes: padded to a multiple of 8
+_REF_MESSAGE = struct.Struct("<4sQQI4x")  # the encapsulation header and _REF in one pack
 _REF_FIELDS = struct.Struct("<QQI")  # what it accepts: any little-endian CDR of LoanRef
 _REF_BYTES = 4 + _REF_FIELDS.size
-_LE_ENCODINGS = (b"\x00\x01", b"\x00\x07")  # CDR_LE and XCDR2 plain LE: same offsets here
+_unpack_ref = _REF_FIELDS.unpack_from
+_LE_IDS = (1, 7)  # encapsulation 0x0001 CDR_LE, 0x0007 XCDR2 plain LE: same offsets here
 _ANY = SampleState.Any | ViewState.Any | InstanceState.Any
 DEFAULT_LEASE = 10.0
 
 
-class RefMessage(NamedTuple):
-    """One received reference: which writer (publication handle), which slot and generation."""
-
-    publication: int
-    slot: int
-    seq: int
-    size: int
-    timestamp_ns: int
+RefMessage = tuple[int, int, int, int, int]
+"""One received reference: (publication handle of its writer, slot, seq, size, source
+timestamp in ns). A plain tuple: it is built for every sample and unpacked at once."""
 
 
 @dataclass(frozen=True)
@@ -347,7 +344,7 @@ class RefWriter:
         return self._dw
 
     def write(self, slot: int, seq: int, size: int, timestamp_ns: int) -> None:
-        ret = ddspy_write_ts(self._ref, _CDR_LE + _REF.pack(seq, size, slot), timestamp_ns)
+        ret = ddspy_write_ts(self._ref, _REF_MESSAGE.pack(_CDR_LE, seq, size, slot), timestamp_ns)
         if ret < 0:
             raise TransportError(f"Cyclone DDS refused to write a reference (return code {ret})")
 
@@ -407,13 +404,12 @@ class RefReader:
         ret = ddspy_take(self._ref, _ANY, max_samples)
         if isinstance(ret, int):
             raise TransportError(f"Cyclone DDS refused to take references (return code {ret})")
-        unpack = _REF_FIELDS.unpack_from
-        return [
-            RefMessage(info.publication_handle, slot, seq, size, info.source_timestamp)
-            for data, info in ret
-            if info.valid_data and len(data) >= _REF_BYTES and data[:2] in _LE_ENCODINGS
-            for seq, size, slot in (unpack(data, 4),)
-        ]
+        out = []
+        for data, info in ret:
+            if info.valid_data and len(data) >= _REF_BYTES and data[0] == 0 and data[1] in _LE_IDS:
+                seq, size, slot = _unpack_ref(data, 4)
+                out.append((info.publication_handle, slot, seq, size, info.source_timestamp))
+        return out
 
     def wait(self, timeout: float) -> bool:
         """Block until references are available or ``timeout`` seconds pass."""
@@ -441,6 +437,22 @@ class RefReader:
         with _wrapped("look up a matched writer"):
             endpoint = self._reader().get_matched_publication_data(handle)
         return _peer(endpoint, handle) if endpoint is not None else None
+
+    # -- push notification: installed only when a DataReader asks (async, on_data_available) --
+
+    def set_data_listener(self, on_data: Callable[[], None]) -> None:
+        """Call ``on_data()`` from Cyclone's listener thread whenever references arrive.
+
+        Off by default: each call takes the GIL on a Cyclone thread, a cost that readers which
+        only ``take()`` must not pay. The match flag keeps working; deleting the reader ends it.
+        """
+        dr = self._reader()
+        listener = dr._listener
+        listener.set_on_data_available(lambda _reader: on_data())
+        with _wrapped("set the data-available listener"):
+            ret = dr._set_listener(dr._ref, listener._ref)
+            if ret != 0:
+                raise DDSException(ret, "dds_set_listener")
 
     def close(self) -> None:
         dr, self._dr = self._dr, None
@@ -644,3 +656,82 @@ class DiscoveryReader:
         self._conditions = []
         for reader in readers:
             _delete(reader)
+
+
+# -- bench support -------------------------------------------------------------------------
+# ``loanbus bench`` compares loanbus with plain Cyclone DDS. Those comparisons live here, so
+# that this module stays the only one that imports cyclonedds.
+
+
+class RawChannel:
+    """Fixed-size pre-encoded samples on a plain topic: one optional writer, one optional reader.
+
+    The topic type is a struct of ``size`` octets (``payload: array[uint8, size]``); a sample
+    is written as its CDR bytes (a 4-byte header, then the octets) with ``ddspy_write_ts``
+    and taken as bytes with ``ddspy_take``, so no Python serializer runs. QoS: reliable and
+    keep-all, as loanbus's reliable reference topic. With ``size=12`` this is the bare
+    message that loanbus's references cost; with the sample size it is Cyclone by value.
+    """
+
+    def __init__(
+        self, participant: TransportParticipant, size: int, send_topic: str | None, recv_topic: str | None
+    ) -> None:
+        from cyclonedds._clayer import ddspy_write
+        from cyclonedds.idl import make_idl_struct
+        from cyclonedds.idl.types import array, uint8
+
+        self._write = ddspy_write
+
+        dp = participant._participant()
+        octets: Any = array[uint8, size]  # type: ignore[misc]
+        kind = make_idl_struct(f"Bytes{size}", f"loanbus_bench::Bytes{size}", {"payload": octets})
+        qos = _Qos(Policy.Reliability.Reliable(duration(seconds=10)), Policy.History.KeepAll)
+        self._entities: list[Entity] = []
+        self._w: _Writer | None = None
+        self._r: _Reader | None = None
+        with _wrapped("create a bench channel"):
+            topics: dict[str, _Topic] = {}
+            for name in (send_topic, recv_topic):
+                if name is not None and name not in topics:
+                    topics[name] = _Topic(dp, name, kind)
+                    self._entities.append(topics[name])
+            if send_topic is not None:
+                self._w = _Writer(dp, topics[send_topic], qos=qos)
+                self._entities.append(self._w)
+            if recv_topic is not None:
+                self._r = _Reader(dp, topics[recv_topic], qos=qos)
+                self._condition = ReadCondition(self._r, _ANY)
+                self._waitset = WaitSet(dp)
+                self._waitset.attach(self._condition)
+                self._entities += [self._r, self._condition, self._waitset]
+
+    def matched(self) -> bool:
+        """True once the writer and the reader (whichever exist) see a peer."""
+        with _wrapped("count matches"):
+            w_ok = self._w is None or bool(_matched_handles(self._w, self._w._get_matched_subscriptions))
+            r_ok = self._r is None or bool(_matched_handles(self._r, self._r._get_matched_publications))
+        return w_ok and r_ok
+
+    def write(self, cdr: Any) -> None:
+        """Write one pre-encoded sample (any buffer: bytes, memoryview, numpy array)."""
+        assert self._w is not None
+        ret = self._write(self._w._ref, cdr)
+        if ret < 0:
+            raise TransportError(f"Cyclone DDS refused to write (return code {ret})")
+
+    def take(self, max_samples: int) -> list[bytes]:
+        """Up to ``max_samples`` samples as CDR bytes (the header included)."""
+        assert self._r is not None
+        ret = ddspy_take(self._r._ref, _ANY, max_samples)
+        if isinstance(ret, int):
+            raise TransportError(f"Cyclone DDS refused to take (return code {ret})")
+        return [data for data, info in ret if info.valid_data]
+
+    def wait(self, timeout: float) -> bool:
+        """Block until samples are available or ``timeout`` seconds pass."""
+        return bool(self._waitset.wait(int(max(timeout, 0.0) * 1e9)) > 0)
+
+    def close(self) -> None:
+        entities, self._entities = self._entities, []
+        for entity in reversed(entities):
+            _delete(entity)

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import rich_click as click
 
 from loanbus import __version__
+from loanbus.cli.bench import bench
 from loanbus.cli.demo import demo
 from loanbus.cli.ls import ls
 from loanbus.cli.pools import clean
@@ -34,6 +35,7 @@ cli.add_command(top)
 cli.add_command(pub)
 cli.add_command(sub)
 cli.add_command(clean)
+cli.add_command(bench)
 
 try:
     from loanbus.cli.idlc import idlc  # type: ignore[import-not-found,unused-ignore]

@@ -1,0 +1,96 @@
+"""``loanbus bench`` as a user runs it: real processes, real Cyclone DDS, real shared memory.
+
+No timing is asserted: the test checks that every comparison was measured (or, for the
+optional iceoryx2, skipped with a reason) and that the JSON and the PNG are well formed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loanbus.bench.channels import COMPARISONS
+
+LOANBUS = [sys.executable, "-m", "loanbus.cli.main"]
+SIZES = [64, 65536]
+
+
+def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([*LOANBUS, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.timeout(900)
+def test_a_tiny_bench_run_writes_json_and_png_with_every_comparison(domain_id: int, tmp_path: Path) -> None:
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    result = _run(
+        "bench",
+        "--sizes",
+        ",".join(map(str, SIZES)),
+        "--iterations",
+        "200",
+        "--chunks",
+        "1",
+        "--domain",
+        str(domain_id),
+        "--json",
+        str(out_json),
+        "--png",
+        str(out_png),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(out_json.read_text())
+    default = [name for name, c in COMPARISONS.items() if c.default]
+    assert set(doc["comparisons"]) == set(default)
+    for name in default:
+        skipped = doc["comparisons"][name]["skipped"]
+        if skipped is not None:
+            assert name == "iceoryx2", f"{name} was skipped: {skipped}"
+            assert "iceoryx2" in result.stdout and "skipping" in result.stdout
+            continue
+        for size in SIZES:
+            for mode in COMPARISONS[name].modes:
+                [rec] = [
+                    r for r in doc["results"] if (r["comparison"], r["size"], r["mode"]) == (name, size, mode)
+                ]
+                assert "errors" not in rec, rec
+                if mode == "latency":
+                    assert rec["rounds"] >= 100 and 0 < rec["median_us"] <= rec["p99_us"]
+                    assert rec["ping_rss"] > 0 and rec["pong_cpu_us"] > 0
+                else:
+                    assert rec["received"] > 0 and rec["samples_per_s"] > 0
+                    assert rec["writer_cpu_us"] > 0 and rec["reader_rss"] > 0
+                    if name != "loanbus-be":  # best effort may lose and overwrite; the others may not
+                        assert rec["received"] == rec["sent"] == 200 and rec["inconsistent"] == 0
+    measured = {r["comparison"] for r in doc["ratios"]}
+    assert {"cyclone-floor", "cyclone-by-value", "pipe", "posix-shm"} <= measured
+    assert len(doc["targets"]) == 6 and all(t["met"] is None for t in doc["targets"][:3])  # no 6.2 MB here
+    assert "MET" in result.stdout or "not measured" in result.stdout
+    png = out_png.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    import matplotlib.image
+
+    assert matplotlib.image.imread(str(out_png)).shape[0] > 300
+
+
+def test_bench_refuses_an_unknown_comparison_in_one_line() -> None:
+    result = _run("bench", "--only", "loanbus,carrier-pigeon", timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "carrier-pigeon" in result.stderr
+
+
+def test_bench_refuses_seconds_together_with_iterations() -> None:
+    result = _run("bench", "--seconds", "1", "--iterations", "5", timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "not both" in result.stderr
+
+
+def test_bench_refuses_a_size_it_cannot_read() -> None:
+    result = _run("bench", "--sizes", "64,lots", timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "lots" in result.stderr
