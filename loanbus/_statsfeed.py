@@ -60,15 +60,18 @@ def interval() -> float:
 
 
 class _Handle:
-    """One entity's place in the feed: its identity and what it published last."""
+    """One entity's place in the feed: its identity, its interval and what it published last."""
 
-    def __init__(self, entity: Source, writer: StatsWriter, identity: dict[str, Any]) -> None:
+    def __init__(self, entity: Source, writer: StatsWriter, identity: dict[str, Any], every: float) -> None:
         self._ref = weakref.ref(entity)
         self._writer = writer
         self.entity_id = str(identity["id"])
         self._identity = {TAG: VERSION, **identity}
         self._fields = RATE_FIELDS[str(identity["kind"])]
-        self._last = (time.monotonic(), 0, 0)
+        now = time.monotonic()
+        self._last = (now, 0, 0)
+        self.every = every
+        self.due = now + every
 
     def publish(self) -> bool:
         """Publish the entity's document; False once the entity is closed or gone (then dispose)."""
@@ -78,6 +81,7 @@ class _Handle:
             return False
         stats = entity.statistics().as_dict()
         now = time.monotonic()
+        self.due = now + self.every
         count, size = stats[self._fields[0]], stats[self._fields[1]]
         then, last_count, last_size = self._last
         dt = max(now - then, 1e-9)
@@ -101,27 +105,33 @@ class _Feed:
         self._lock = threading.Lock()
         self._handles: list[_Handle] = []
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._wake = threading.Event()  # a new entity may be due sooner than the thread sleeps
+        self._stopped = False
 
-    def add(self, handle: _Handle, every: float) -> None:
+    def add(self, handle: _Handle) -> None:
         with self._lock:
+            if self._stopped:
+                return
             self._handles.append(handle)
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, args=(every,), name="loanbus-stats", daemon=True
-                )
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="loanbus-stats", daemon=True)
                 self._thread.start()
+        self._wake.set()
 
-    def _run(self, every: float) -> None:
-        while not self._stop.wait(every):
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()  # before reading the handles: an add() after this wakes the wait
             with self._lock:
-                handles = list(self._handles)
-            gone = [h for h in handles if not self._publish(h)]
-            with self._lock:
-                self._handles = [h for h in self._handles if h not in gone]
-                if not self._handles:
+                if self._stopped or not self._handles:
                     self._thread = None
                     return
+                handles = list(self._handles)
+            now = time.monotonic()
+            gone = [h for h in handles if h.due <= now and not self._publish(h)]
+            with self._lock:
+                self._handles = [h for h in self._handles if h not in gone]
+                due = min((h.due for h in self._handles), default=now)
+            self._wake.wait(max(due - time.monotonic(), 0.0))
 
     @staticmethod
     def _publish(handle: _Handle) -> bool:
@@ -129,14 +139,16 @@ class _Feed:
             return handle.publish()
         except (LoanbusError, ValueError, AttributeError) as exc:
             # The entity or its participant closed under us; the next tick disposes it.
+            handle.due = time.monotonic() + handle.every
             log.debug("statistics of %s not published: %s", handle.entity_id, exc)
             return True
 
     def stop(self) -> None:
         """At exit: stop the thread before the interpreter tears Cyclone DDS down."""
-        self._stop.set()
         with self._lock:
+            self._stopped = True
             thread = self._thread
+        self._wake.set()
         if thread is not None:
             thread.join(2.0)
 
@@ -144,6 +156,7 @@ class _Feed:
         self._lock = threading.Lock()
         self._handles = []
         self._thread = None
+        self._wake = threading.Event()
 
 
 _feed = _Feed()
@@ -160,7 +173,7 @@ def register(entity: Source, transport: TransportParticipant, identity: dict[str
     every = interval()
     if every == 0:
         return
-    _feed.add(_Handle(entity, transport.stats_writer(), identity), every)
+    _feed.add(_Handle(entity, transport.stats_writer(), identity, every))
 
 
 def decode(body: str) -> dict[str, Any] | None:

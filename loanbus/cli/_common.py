@@ -23,10 +23,14 @@ FAILED = 1
 MAX_DOMAIN = 232
 
 
+class Terminated(SystemExit):
+    """SIGTERM, turned into an exit that runs context managers (pools get unlinked)."""
+
+
 def fail(message: str, status: int = BAD_ARGUMENT) -> NoReturn:
     """End the command with one line on stderr and ``status``."""
     ctx = click.get_current_context(silent=True)
-    name = ctx.command_path if ctx is not None else "loanbus"
+    name = f"loanbus {ctx.info_name}" if ctx is not None and ctx.parent is not None else "loanbus"
     first = (message.strip().splitlines() or ["failed"])[0]
     click.echo(f"{name}: error: {first}", err=True)
     sys.exit(status)

@@ -60,7 +60,8 @@ def _slots(slots: Iterable[int]) -> str:
 
 def _pool_table(pools: list[PoolEntry], view: BusView | None, title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for col in ("segment", "type", "size", "slots", "states", "holds", "owner pid", "alive", "state"):
+    columns = ("segment", "type", "size", "slots", "states", "held", "held by", "owner pid", "alive", "state")
+    for col in columns:
         table.add_column(col, overflow="fold")
     for p in pools:
         table.add_row(
@@ -69,6 +70,7 @@ def _pool_table(pools: list[PoolEntry], view: BusView | None, title: str) -> Tab
             f"{p.size / 1e6:,.1f} MB",
             f"{p.slot_count}" if p.slot_count is not None else "?",
             slot_states(p),
+            f"{p.held_slots}" if p.held_slots is not None else "?",
             _holds_text(p, view),
             f"{p.writer_pid}" if p.writer_pid else "?",
             "yes" if p.alive else "no",

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import rich_click as click
 
 from loanbus import __version__
+from loanbus.cli._common import Terminated
 from loanbus.cli.bench import bench
 from loanbus.cli.demo import demo
 from loanbus.cli.ls import ls
@@ -19,7 +20,7 @@ from loanbus.cli.top import top
 
 def _terminate(signum: int, _frame: Any) -> NoReturn:
     # Turn SIGTERM into SystemExit so that context managers close pools and unlink segments.
-    raise SystemExit(128 + signum)
+    raise Terminated(128 + signum)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

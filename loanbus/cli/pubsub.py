@@ -7,6 +7,7 @@ summary of the newest sample (scalars, and arrays as shape/min/max/mean).
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import rich_click as click
 
 import loanbus
 from loanbus._lifetime import wait_until
-from loanbus.cli._common import FAILED, domain_option, fail, load_type, participant
+from loanbus.cli._common import FAILED, Terminated, domain_option, fail, load_type, participant
 from loanbus.cli._fields import FieldError, field_view, prepare, summary
 from loanbus.cli._fields import counter_field as default_counter
 from loanbus.inspect import describe
@@ -133,6 +134,7 @@ def pub(
         period = 1.0 / rate if rate > 0 else 0.0
         start = last_print = time.monotonic()
         last_n = n = 0
+        stopped: BaseException | None = None
         try:
             while count == 0 or n < count:
                 if period:
@@ -155,15 +157,24 @@ def pub(
                 if now - last_print >= 1.0:
                     click.echo(f"wrote {n} samples, {(n - last_n) / (now - last_print):.1f}/s")
                     last_print, last_n = now, n
-        except KeyboardInterrupt:
-            pass
-        if reliable and linger > 0:
+        except (KeyboardInterrupt, Terminated) as exc:
+            stopped = exc
+        if reliable and linger > 0 and stopped is None:
             wait_until(lambda: writer.statistics().held_slots == 0, linger)
         stats = writer.statistics()
         click.echo(
             f"wrote {n} samples of {cls.__shmem_type__.name} on {topic!r} "
             f"({stats.matched_readers} reader(s) matched, {stats.held_slots} slot(s) still held)"
         )
+    if isinstance(stopped, Terminated):
+        raise stopped
+
+
+class _Unmappable(logging.Filter):
+    """Drops the library's "cannot map the pool" warning: ``sub`` reports those writers itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("cannot map the pool")
 
 
 def _check_writers(
@@ -221,12 +232,14 @@ def sub(
         fail("--count, --interval and --timeout must not be negative")
     cls = load_type(idl_file, type_name)
     stype: loanbus.ShmemType = cls.__shmem_type__
+    logging.getLogger("loanbus").addFilter(_Unmappable())
     with participant(domain_id) as dp:
         reader = loanbus.DataReader(_topic(dp, topic, cls), qos=_qos(reliable))
         got = checked = inconsistent = unmappable = 0
         start = last_print = time.monotonic()
         last_got = 0
         seen: set[str] = set()
+        stopped: BaseException | None = None
         try:
             while count == 0 or got < count:
                 samples = reader.take(max_samples=64, timeout=0.2)
@@ -253,9 +266,11 @@ def sub(
                         last_print, last_got = now, got + i + 1
                 got += len(keep)
                 reader.return_loan(samples)
-        except KeyboardInterrupt:
-            pass
+        except (KeyboardInterrupt, Terminated) as exc:
+            stopped = exc
         click.echo(
             f"received {got} samples of {stype.name} on {topic!r} "
             f"({checked} checked for consistency, {inconsistent} inconsistent)"
         )
+    if isinstance(stopped, Terminated):
+        raise stopped
