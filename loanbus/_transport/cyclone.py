@@ -66,6 +66,7 @@ _unpack_ref = _REF_FIELDS.unpack_from
 _LE_IDS = (1, 7)  # encapsulation 0x0001 CDR_LE, 0x0007 XCDR2 plain LE: same offsets here
 _ANY = SampleState.Any | ViewState.Any | InstanceState.Any
 DEFAULT_LEASE = 10.0
+_U64 = (1 << 64) - 1
 
 
 RefMessage = tuple[int, int, int, int, int]
@@ -277,6 +278,8 @@ def _matched_handles(entity: Any, getter: Callable[..., int]) -> list[int]:
     The binding's ``get_matched_publications`` / ``get_matched_subscriptions`` size their
     array with one call and fill it with a second; a match in between makes them index past
     the array (IndexError). Here the buffer has room to spare and is grown until it fits.
+    The binding's handle type is a signed 64-bit integer, but sample infos carry handles as
+    unsigned: half of all handles would differ in sign, so they are returned unsigned here.
     """
     size = 16
     while True:
@@ -285,7 +288,7 @@ def _matched_handles(entity: Any, getter: Callable[..., int]) -> list[int]:
         if ret < 0:
             raise TransportError(f"Cyclone DDS refused to list matched endpoints (return code {ret})")
         if ret <= size:
-            return [int(buf[i]) for i in range(ret)]
+            return [int(buf[i]) & _U64 for i in range(ret)]
         size = ret * 2
 
 
