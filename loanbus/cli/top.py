@@ -43,7 +43,7 @@ def _row(rec: StatsRecord) -> list[str]:
             f"F{s.get('free_slots', '?')} L{s.get('loaned_slots', '?')} W{s.get('written_slots', '?')}"
             f" /{s.get('slots', '?')}, {s.get('held_slots', '?')} held"
         )
-        blocked = f"{s.get('blocked_loans', 0)} ({s.get('loan_timeouts', 0)} timed out)"
+        blocked = f"{s.get('blocked_loans', 0)} / {s.get('loan_timeouts', 0)}"
         return [rec.topic, "writer", str(rec.pid), rate, mbps, "-", pool, "-", blocked, age_text]
     pools = f"{s.get('mapped_pools', '?')} mapped"
     inconsistent = f"{s.get('inconsistent', 0)} of {s.get('consistency_checks', 0)}"
@@ -62,7 +62,7 @@ def render(records: list[StatsRecord], domain_id: int) -> Table:
         ("latency p50 / p99 µs", True),
         ("pool slots", False),
         ("inconsistent", True),
-        ("blocked get_loan", True),
+        ("get_loan blocked / timed out", True),
         ("age", True),
     ):
         table.add_column(col, justify="right" if right else "left")
