@@ -27,6 +27,7 @@ class WriterAdvert:
     pid: int
     uid: int
     type_name: str
+    group: int = -1  # the pool's group (Qos.shm_group), -1: none
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class ReaderAdvert:
     pid: int
     shm: bool
     reliable: bool = True  # only a reliable reader returns the holds a reliable writer sets
+    group: int = -1  # the group whose pools it trusts (Qos.shm_group), -1: none
+    by_value: bool = False  # asked for by-value delivery even on the writer's host (Qos.by_value)
+    type_hash: str = ""
 
 
 def _encode(kind: str, body: dict[str, Any]) -> bytes:
@@ -65,6 +69,11 @@ def peek(data: bytes) -> dict[str, Any] | None:
     if not isinstance(doc, dict) or doc.get(TAG) != VERSION or not isinstance(doc.get("kind"), str):
         return None
     return doc
+
+
+def encode_doc(doc: dict[str, Any]) -> bytes:
+    """A document from ``peek`` as user data again (so the typed decoders can read it)."""
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def encode_writer(advert: WriterAdvert) -> bytes:
@@ -118,3 +127,18 @@ def decode_reader(data: bytes) -> ReaderAdvert | None:
         except ValueError:
             return None
     return advert
+
+
+def maps_zero_copy(writer: WriterAdvert, reader: ReaderAdvert) -> bool:
+    """Whether ``reader`` reads ``writer``'s samples from its pool (else it needs them by value).
+
+    Writer and reader both apply this one rule: same host identity, a pool the reader
+    trusts (same user, or the group it names), the same type, and no by-value request.
+    """
+    return (
+        reader.shm
+        and not reader.by_value
+        and writer.host == reader.host
+        and (not reader.type_hash or reader.type_hash == writer.type_hash)
+        and (reader.uid == writer.uid or (writer.group >= 0 and writer.group == reader.group))
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from loanbus import _advert, _statsfeed
@@ -82,26 +82,49 @@ def pool_as_dict(pool: PoolEntry) -> dict[str, Any]:
     return {**asdict(pool), "domain": pool.domain_id}
 
 
-def reader_path(doc: dict[str, Any] | None, on_reference_topic: bool, local: bool | None) -> str:
-    """How a reader gets its samples: what its advert says, else what can be told from outside."""
-    if doc is not None and isinstance(doc.get("path"), str):
-        return str(doc["path"])
+def reader_path(
+    reader: dict[str, Any] | None,
+    writers: list[dict[str, Any]],
+    on_reference_topic: bool,
+    local: bool | None,
+) -> str:
+    """How a reader gets its samples: what its advert says (``path``); else, for a loanbus
+    reader, the rule writers and readers apply (``_advert.maps_zero_copy``) against each
+    loanbus writer of the topic ("zero-copy, by-value" when it differs by writer); with no
+    writer, what the reader's advert lets one guess; a plain DDS reader gets them by value."""
+    if reader is not None and isinstance(reader.get("path"), str):
+        return str(reader["path"])
     if not on_reference_topic:
         return BY_VALUE
-    if doc is not None and doc.get("shm") is True and local:
-        return ZERO_COPY
-    return UNKNOWN
+    ra = _advert.decode_reader(_advert.encode_doc(reader)) if reader is not None else None
+    if ra is None:
+        return UNKNOWN
+    paths = set()
+    for doc in writers:
+        wa = _advert.decode_writer(_advert.encode_doc(doc))
+        if wa is not None:
+            paths.add(ZERO_COPY if _advert.maps_zero_copy(wa, ra) else BY_VALUE)
+    if not paths:
+        if ra.by_value or not ra.shm or local is False:
+            return BY_VALUE
+        return ZERO_COPY if local else UNKNOWN
+    return ", ".join(sorted(paths, key=(ZERO_COPY, BY_VALUE).index))
 
 
-def _view(ep: DiscoveredEndpoint, here: str) -> EndpointView | None:
+def _endpoint(ep: DiscoveredEndpoint, here: str) -> tuple[EndpointView, dict[str, Any] | None] | None:
+    """The view of one endpoint (its reader path filled in later) and its loanbus advert.
+
+    None for loanbus's own statistics topic and for the by-value twin of a loanbus endpoint
+    (the plain-topic writer or reader that carries the same advert as its reference one)."""
     on_ref = ep.topic.startswith(REF_TOPIC_PREFIX)
     topic = ep.topic[len(REF_TOPIC_PREFIX) :] if on_ref else ep.topic
     if ep.topic == STATS_TOPIC or not topic:
         return None
-    doc = _advert.peek(ep.user_data) if on_ref else None
+    doc = _advert.peek(ep.user_data)
+    if doc is not None and not on_ref:
+        return None  # the twin: the reference-topic endpoint stands for both
     pid = doc.get("pid") if doc is not None else None
     host = doc.get("host") if doc is not None else None
-    local = None if not isinstance(host, str) else host == here
     common: dict[str, Any] = {
         "topic": topic,
         "guid": ep.guid,
@@ -109,26 +132,28 @@ def _view(ep: DiscoveredEndpoint, here: str) -> EndpointView | None:
         "reliable": ep.reliable,
         "loanbus": doc is not None,
         "pid": pid if isinstance(pid, int) else None,
-        "local": local,
+        "local": None if not isinstance(host, str) else host == here,
     }
     if ep.kind == "writer":
         seg = doc.get("segment") if doc is not None else None
         type_name = doc.get("type_name") if doc is not None else None
-        return EndpointView(
+        view = EndpointView(
             kind="writer",
             type_name=type_name if isinstance(type_name, str) else ep.type_name,
             segment=seg if isinstance(seg, str) else None,
             path="pool" if on_ref else "dds",
             **common,
         )
-    rid = doc.get("reader_id") if doc is not None else None
-    return EndpointView(
-        kind="reader",
-        type_name=ep.type_name,
-        reader_id=rid if isinstance(rid, str) else None,
-        path=reader_path(doc, on_ref, local),
-        **common,
-    )
+    else:
+        rid = doc.get("reader_id") if doc is not None else None
+        view = EndpointView(
+            kind="reader",
+            type_name="" if on_ref else ep.type_name,
+            reader_id=rid if isinstance(rid, str) else None,
+            path=BY_VALUE if not on_ref else UNKNOWN,
+            **common,
+        )
+    return view, doc
 
 
 class BusWatch:
@@ -162,19 +187,24 @@ class BusWatch:
                 return
 
     def view(self, domain_id: int) -> BusView:
-        endpoints = [v for e in self._discovery.endpoints() if (v := _view(e, self._here)) is not None]
+        found = [v for e in self._discovery.endpoints() if (v := _endpoint(e, self._here)) is not None]
+        adverts = {view.guid: doc for view, doc in found}
+        endpoints = []
+        for view, doc in found:
+            if view.kind == "reader" and view.loanbus:
+                writers = [
+                    adverts[w.guid] or {} for w, _ in found if w.kind == "writer" and w.topic == view.topic
+                ]
+                view = replace(view, path=reader_path(doc, writers, True, view.local))
+            endpoints.append(view)
         pools = tuple(p for p in list_pools() if p.domain_id == domain_id)
         by_segment = {p.name: p for p in pools}
         topics = []
         for name in sorted({e.topic for e in endpoints}):
-            writers = tuple(
-                sorted((e for e in endpoints if e.topic == name and e.kind == "writer"), key=_order)
-            )
-            readers = tuple(
-                sorted((e for e in endpoints if e.topic == name and e.kind == "reader"), key=_order)
-            )
-            mine = tuple(by_segment[w.segment] for w in writers if w.segment in by_segment)
-            topics.append(TopicView(name, writers, readers, mine))
+            writers_of = sorted((e for e in endpoints if e.topic == name and e.kind == "writer"), key=_order)
+            readers_of = sorted((e for e in endpoints if e.topic == name and e.kind == "reader"), key=_order)
+            mine = tuple(by_segment[w.segment] for w in writers_of if w.segment in by_segment)
+            topics.append(TopicView(name, tuple(writers_of), tuple(readers_of), mine))
         return BusView(
             domain_id=domain_id,
             participants=len(self._discovery.participants()),

@@ -7,7 +7,8 @@ import logging
 import os
 import time
 import weakref
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -19,13 +20,13 @@ from loanbus._layout import ABI_VERSION
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
 from loanbus._shm import SegmentError
-from loanbus._transport import EndpointQos, PeerInfo, RefWriter
+from loanbus._transport import EndpointQos, PeerInfo, RefWriter, ValueWriter, value_type
 from loanbus.errors import LoanStateError, LoanTimeoutError, PoolFormatError
 from loanbus.inspect import reap_dead
 from loanbus.pool import WriterPool, segment_name, topic_prefix
 from loanbus.qos import Qos
 from loanbus.stats import WriterStatistics
-from loanbus.topic import Topic, check_endpoint_args
+from loanbus.topic import Topic, by_value_gap, check_endpoint_args
 from loanbus.types import ShmemType
 
 log = logging.getLogger("loanbus")
@@ -79,9 +80,12 @@ class ReaderMatch:
     guid: str
     pid: int | None
     shm: bool
+    path: str = "zero-copy"  # "zero-copy" (maps the pool) or "by-value" (plain DDS topic)
 
 
-def _release_writer(refs: RefWriter | None, pool: WriterPool) -> None:
+def _release_writer(refs: RefWriter | None, pool: WriterPool, values: ValueWriter | None = None) -> None:
+    if values is not None:
+        values.close()
     if refs is not None:
         refs.close()
     pool.close()
@@ -116,30 +120,48 @@ class DataWriter(Closeable, Generic[T]):
             pid=os.getpid(),
             uid=os.getuid(),
             type_name=stype.name,
+            group=-1 if qos.shm_group is None else qos.shm_group,
         )
+        self._advert = advert
         self._refs: RefWriter | None = None
+        self._values: ValueWriter | None = None
+        endpoint_qos = EndpointQos(
+            reliable=qos.reliable,
+            depth=qos.writer_depth,
+            transient_local=qos.protected_slots > 0,
+            max_blocking_time=qos.max_blocking_time,
+            user_data=_advert.encode_writer(advert),
+            name=f"loanbus writer {topic.name} (references)",
+        )
         try:
-            self._refs = RefWriter(
-                participant.transport,
-                topic.reference_topic_name,
-                EndpointQos(
-                    reliable=qos.reliable,
-                    depth=qos.writer_depth,
-                    transient_local=qos.protected_slots > 0,
-                    max_blocking_time=qos.max_blocking_time,
-                    user_data=_advert.encode_writer(advert),
-                ),
-                on_match_change=_waker(pool),
+            self._refs = refs = RefWriter(
+                participant.transport, topic.reference_topic_name, endpoint_qos, on_match_change=_waker(pool)
             )
+            # The plain topic: readers that cannot map the pool, and plain Cyclone DDS readers.
+            gap = by_value_gap(stype)
+            if gap is not None:
+                log.warning("writer on %r: %s", topic.name, gap)
+            else:
+                self._value_type = value_type(stype.name, stype.dtype, stype.by_value)
+                self._values = ValueWriter(
+                    participant.transport,
+                    topic.name,
+                    self._value_type,
+                    replace(endpoint_qos, name=f"loanbus writer {topic.name} (by value)"),
+                    on_match_change=refs.matches,  # one dirty flag: write() checks it already
+                )
         except BaseException:
-            pool.close()
+            _release_writer(self._refs, pool)
             raise
-        self._arm(f"DataWriter on {topic.name!r}", partial(_release_writer, self._refs, pool))
+        self._arm(f"DataWriter on {topic.name!r}", partial(_release_writer, self._refs, pool, self._values))
         self._loans: dict[int, Loan] = {}  # slot -> the loan out on it
         self._readers: dict[bytes, PeerInfo] = {}
         self._matched = 0
         self._size = pool.layout.sample_size
         self._writes_bytes = 0
+        self._by_value_readers = 0  # write() serialises by value only while this is non-zero
+        self._by_value_writes = self._by_value_bytes = 0
+        self._raw: dict[int, memoryview] = {}
         participant._adopt(self)
         try:
             _statsfeed.register(self, participant.transport, self._stats_identity())
@@ -213,6 +235,19 @@ class DataWriter(Closeable, Generic[T]):
             loan._state = _WRITTEN  # the slot is WRITTEN either way; the loan is consumed
             del self._loans[slot]
         self._writes_bytes += self._size
+        if self._by_value_readers:
+            self._write_by_value(slot, ts)
+
+    def _write_by_value(self, slot: int, ts: int) -> None:
+        """Serialise the slot onto the plain topic (only while a by-value reader is matched)."""
+        raw = self._raw.get(slot)
+        if raw is None:
+            raw = self._raw[slot] = memoryview(self._pool.payload(slot).reshape(1).view(np.uint8).data)
+        data = self._value_type.encode(self._pool.payload(slot), raw)
+        assert self._values is not None
+        self._values.write(data, ts)
+        self._by_value_writes += 1
+        self._by_value_bytes += len(data)
 
     def discard_loan(self, loan: Loan) -> None:
         """Give a loan back without publishing it."""
@@ -243,12 +278,10 @@ class DataWriter(Closeable, Generic[T]):
         local: dict[bytes, PeerInfo] = {}
         for peer in peers:
             ad = _advert.decode_reader(peer.user_data)
-            if ad is None or not ad.shm or ad.host != self._host:
-                continue
+            if ad is None or not _advert.maps_zero_copy(self._advert, ad):
+                continue  # it reads by value (another host, user or type, or by choice)
             if self.qos.reliable and not ad.reliable:
                 continue  # a best-effort reader never returns holds: it must not pin slots
-            if ad.uid != os.getuid() and self.qos.shm_group is None:
-                continue
             try:
                 local[bytes.fromhex(ad.reader_id)] = peer
             except ValueError:
@@ -259,6 +292,16 @@ class DataWriter(Closeable, Generic[T]):
         for rid in local:
             self._pool.assign_row(rid)
         self._readers = local
+        self._by_value_readers = sum(1 for _ in self._by_value_peers())
+
+    def _by_value_peers(self) -> Iterator[tuple[PeerInfo, _advert.ReaderAdvert | None]]:
+        """Plain-topic readers that will not map the pool (plain DDS readers always count)."""
+        if self._values is None:
+            return
+        for peer in self._values.matched_readers():
+            ad = _advert.decode_reader(peer.user_data)
+            if ad is None or not _advert.maps_zero_copy(self._advert, ad):
+                yield peer, ad
 
     def wait_for_readers(self, count: int = 1, timeout: float = 10.0) -> bool:
         """Wait until at least ``count`` readers are matched (and local ones attached)."""
@@ -268,9 +311,23 @@ class DataWriter(Closeable, Generic[T]):
 
         def enough() -> bool:
             self._sync_readers()
-            return refs.matched_count() >= count
+            return self._ready_readers() >= count
 
         return wait_until(enough, timeout)
+
+    def _ready_readers(self) -> int:
+        """Readers that will receive the next write: zero-copy ones matched on the reference
+        topic, by-value ones (loanbus or plain DDS) matched on the plain topic."""
+        assert self._refs is not None
+        ready = set()
+        for peer in self._refs.matched_readers():
+            ad = _advert.decode_reader(peer.user_data)
+            if ad is None:
+                ready.add(peer.guid)
+            elif _advert.maps_zero_copy(self._advert, ad):
+                ready.add(ad.reader_id)
+        ready.update(ad.reader_id if ad is not None else peer.guid for peer, ad in self._by_value_peers())
+        return len(ready)
 
     def _describe_holders(self, exc: LoanTimeoutError) -> str:
         names = []
@@ -290,10 +347,15 @@ class DataWriter(Closeable, Generic[T]):
         self._sync_readers()
         assert self._refs is not None
         out = []
+        by_value = {ad.reader_id: peer for peer, ad in self._by_value_peers() if ad is not None}
         for peer in self._refs.matched_readers():
             ad = _advert.decode_reader(peer.user_data)
             shm = ad is not None and bytes.fromhex(ad.reader_id) in self._readers
-            out.append(ReaderMatch(guid=peer.guid, pid=ad.pid if ad else None, shm=shm))
+            path = "by-value" if ad is None or ad.reader_id in by_value else "zero-copy"
+            out.append(ReaderMatch(guid=peer.guid, pid=ad.pid if ad else None, shm=shm, path=path))
+        for peer, ad in self._by_value_peers():
+            if ad is None:  # a plain Cyclone DDS reader: it matches only the plain topic
+                out.append(ReaderMatch(guid=peer.guid, pid=None, shm=False, path="by-value"))
         return out
 
     # -- observability -----------------------------------------------------------------
@@ -311,6 +373,10 @@ class DataWriter(Closeable, Generic[T]):
             matched_readers=self._matched,
             attached_readers=len(pool.attached_readers()),
             bytes_written=self._writes_bytes,
+            by_value_readers=self._by_value_readers,
+            by_value_writes=self._by_value_writes,
+            by_value_bytes=self._by_value_bytes,
+            incompatible_qos=sum(e.qos_alarm.count for e in (self._refs, self._values) if e is not None),
             slots=pool.slot_count,
             free_slots=free,
             loaned_slots=loaned,

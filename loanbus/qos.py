@@ -31,6 +31,9 @@ class Qos:
 
     ``huge_pages=True`` asks the kernel for transparent huge pages on the writer's pool. If
     the kernel refuses, the pool uses normal pages and the writer logs why (a warning).
+
+    ``by_value=True`` makes a reader receive private copies over plain DDS even from writers
+    on its own host (as a reader on another host does); writers ignore it.
     """
 
     reliability: Reliability = Reliability.BEST_EFFORT
@@ -42,6 +45,7 @@ class Qos:
     reader_rows: int = 16
     shm_group: int | None = None
     huge_pages: bool = False
+    by_value: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.reliability, Reliability):
@@ -59,6 +63,8 @@ class Qos:
                 "TRANSIENT_LOCAL durability needs RELIABLE reliability: Cyclone DDS delivers "
                 "history to late joiners only over a reliable match"
             )
+        if not isinstance(self.by_value, bool):
+            raise TypeError(f"by_value must be a bool, not {self.by_value!r}")
         if self.max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, not {self.max_samples}")
         if not 1 <= self.reader_rows <= 1024:

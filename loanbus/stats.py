@@ -41,6 +41,10 @@ class WriterStatistics(_Statistics):
     matched_readers: int
     attached_readers: int
     bytes_written: int
+    by_value_readers: int  # matched readers that need samples by value (remote, plain DDS...)
+    by_value_writes: int  # samples serialised onto the plain topic
+    by_value_bytes: int
+    incompatible_qos: int  # readers DDS reported as QoS-incompatible
     slots: int
     free_slots: int
     loaned_slots: int
@@ -65,7 +69,12 @@ class ReaderStatistics(_Statistics):
     unmappable_writers: int
     mapped_pools: int
     lost_writers: int
-    bytes_taken: int
+    by_value_taken: int  # samples that arrived by value (private copies)
+    by_value_dropped: int  # plain-topic copies of samples this reader maps zero-copy
+    by_value_refused: int  # by-value samples that did not decode into the type
+    map_failures: int  # pools this reader should have mapped but could not (logged as errors)
+    incompatible_qos: int  # writers DDS reported as QoS-incompatible
+    bytes_taken: int  # payload bytes taken zero-copy (by-value samples not counted)
     latency_samples: int = 0
     latency_p50_us: float | None = None
     latency_p90_us: float | None = None

@@ -6,24 +6,27 @@ import logging
 import os
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import numpy as np
 
 from loanbus import _advert, _aio, _statsfeed
+from loanbus._byvalue import DecodeError
 from loanbus._export import DLPackField, field_view
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._notify import DataNotifier
 from loanbus._proc import host_identity
-from loanbus._transport import EndpointQos, RefMessage, RefReader
-from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError
+from loanbus._transport import EndpointQos, RefMessage, RefReader, ValueMessage, ValueReader, value_type
+from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError, TransportError
 from loanbus.pool import ReaderPool
 from loanbus.qos import Qos
 from loanbus.stats import LATENCY_MASK, LatencyWindow, ReaderStatistics
-from loanbus.topic import Topic, check_endpoint_args
+from loanbus.topic import Topic, by_value_gap, check_endpoint_args
 
 T = TypeVar("T")
 log = logging.getLogger("loanbus")
@@ -99,6 +102,22 @@ class _PoolEntry:
             self.pool.close()
 
 
+class _CopyPool:
+    """Stands in for a pool behind by-value samples: a private copy is always consistent."""
+
+    def is_consistent(self, slot: int, seq: int) -> bool:
+        return True
+
+    def release(self, slot: int, seq: int, *, wake: bool = True) -> None:
+        pass
+
+    def wake_writer(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class WriterMatch:
     """A writer matched by a reader; ``shm`` says whether its pool is mapped zero-copy."""
@@ -107,23 +126,31 @@ class WriterMatch:
     segment: str | None
     pid: int | None
     shm: bool
+    path: str = "zero-copy"  # "zero-copy" (maps the pool) or "by-value" (plain DDS topic)
+    host: str | None = None  # the writer's host identity, None for a plain DDS writer
 
 
-def _release_reader(refs: RefReader, pools: dict[int, _PoolEntry], notifier: DataNotifier) -> None:
+def _release_reader(
+    refs: RefReader, pools: dict[int, _PoolEntry], notifier: DataNotifier, values: ValueReader | None
+) -> None:
     notifier.stop()
     if notifier.inside_callback():
         # Cyclone cannot delete a reader from inside its own listener: finish on a short-lived
         # thread, which deletes it (waiting for this callback to return) and then the pools.
         threading.Thread(
-            target=_release_later, args=(refs, pools), name="loanbus-reader-close", daemon=True
+            target=_release_later, args=(refs, pools, values), name="loanbus-reader-close", daemon=True
         ).start()
         return
+    if values is not None:
+        values.close()
     _release_pools(pools)
     refs.close()
 
 
-def _release_later(refs: RefReader, pools: dict[int, _PoolEntry]) -> None:
+def _release_later(refs: RefReader, pools: dict[int, _PoolEntry], values: ValueReader | None) -> None:
     refs.close()
+    if values is not None:
+        values.close()
     _release_pools(pools)
 
 
@@ -165,20 +192,49 @@ class DataReader(Closeable, Generic[T]):
             host=self._host,
             uid=os.getuid(),
             pid=os.getpid(),
-            shm=True,
+            shm=not qos.by_value,
             reliable=qos.reliable,
+            group=-1 if qos.shm_group is None else qos.shm_group,
+            by_value=qos.by_value,
+            type_hash=self._stype.type_hash.hex(),
         )
-        self._refs = RefReader(
-            topic.participant.transport,
-            topic.reference_topic_name,
-            EndpointQos(
-                reliable=qos.reliable,
-                depth=qos.reader_depth,
-                transient_local=qos.protected_slots > 0,
-                max_blocking_time=qos.max_blocking_time,
-                user_data=_advert.encode_reader(advert),
-            ),
+        self._advert = advert
+        endpoint_qos = EndpointQos(
+            reliable=qos.reliable,
+            depth=qos.reader_depth,
+            transient_local=qos.protected_slots > 0,
+            max_blocking_time=qos.max_blocking_time,
+            user_data=_advert.encode_reader(advert),
+            name=f"loanbus reader {topic.name} (references)",
         )
+        self._refs = RefReader(topic.participant.transport, topic.reference_topic_name, endpoint_qos)
+        # The plain topic: samples of writers this reader cannot (or must not) map, and of
+        # plain Cyclone DDS writers. Cyclone's thread drains it into _value_queue.
+        self._value_queue: deque[ValueMessage] = deque(maxlen=qos.reader_depth)
+        self._value_accept: dict[int, bool] = {}  # plain-topic publication handle -> keep?
+        self._by_value_taken = self._by_value_dropped = self._by_value_refused = self._map_failures = 0
+        self._values: ValueReader | None = None
+        gap = by_value_gap(self._stype)
+        if gap is not None:
+            if qos.by_value:
+                self._refs.close()
+                raise ValueError(f"Qos(by_value=True) on {topic.name!r}: {gap}")
+            log.warning("reader on %r: %s", topic.name, gap)
+        try:
+            if gap is None:
+                self._value_type = value_type(self._stype.name, self._stype.dtype, self._stype.by_value)
+                self._values = ValueReader(
+                    topic.participant.transport,
+                    topic.name,
+                    self._value_type,
+                    replace(endpoint_qos, name=f"loanbus reader {topic.name} (by value)"),
+                    matches=self._refs.matches,  # one dirty flag for both topics
+                    on_data=_drainer(self),
+                )
+        except BaseException:
+            self._refs.close()
+            raise
+        self._copies = _PoolEntry(cast(ReaderPool, _CopyPool()))
         self._pools: dict[int, _PoolEntry] = {}
         self._unmappable: dict[int, str] = {}
         self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
@@ -187,7 +243,7 @@ class DataReader(Closeable, Generic[T]):
         self._latency = LatencyWindow()
         self._lat = self._latency.values  # write->take ns, stored by _admit at taken & LATENCY_MASK
         self._notifier = notifier = DataNotifier(self, on_data_available)
-        release = partial(_release_reader, self._refs, self._pools, notifier)
+        release = partial(_release_reader, self._refs, self._pools, notifier, self._values)
         self._arm(f"DataReader on {topic.name!r}", release)
         topic.participant._adopt(self)
         try:
@@ -212,10 +268,11 @@ class DataReader(Closeable, Generic[T]):
             if refs.matches.dirty:
                 self._prune_writers()
             msgs = refs.take(max_samples)
-            if msgs:
-                samples = self._admit(msgs)
-                if samples:
-                    return samples
+            samples = self._admit(msgs) if msgs else []
+            if self._value_queue and len(samples) < max_samples:
+                samples += self._take_by_value(max_samples - len(samples))
+            if samples:
+                return samples
             if timeout is None:
                 return []
             if deadline is None:
@@ -255,6 +312,61 @@ class DataReader(Closeable, Generic[T]):
         self._taken += len(out)
         return out
 
+    def _take_by_value(self, n: int) -> list[LoanedSample]:
+        """Up to ``n`` queued by-value samples, decoded into private copies of the dtype."""
+        queue, refs = self._value_queue, self._refs
+        refs.wake(False)  # reset before popping: an arrival after this sets it again
+        out: list[LoanedSample] = []
+        while queue and len(out) < n:
+            msg = queue.popleft()
+            try:
+                data = self._value_type.decode(msg.data)
+            except DecodeError as exc:
+                self._by_value_refused += 1
+                log.warning("refused a by-value sample on %r: %s", self.topic.name, exc)
+                continue
+            data.flags.writeable = False
+            now = time.time_ns()
+            info = SampleInfo(0, msg.timestamp_ns, True, -1, msg.publication, now)
+            self._lat[(self._taken + len(out)) & LATENCY_MASK] = now - msg.timestamp_ns
+            self._copies.outstanding += 1
+            out.append(LoanedSample(self, self._copies, data, info))
+        if queue:
+            refs.wake(True)
+        self._taken += len(out)
+        self._by_value_taken += len(out)
+        return out
+
+    def _drain_values(self) -> None:
+        """On Cyclone's thread: queue by-value samples; drop copies of what we map zero-copy."""
+        values = self._values
+        if values is None or self._closed:
+            return
+        try:
+            while msgs := values.take():
+                for msg in msgs:
+                    if self._keeps(msg.publication):
+                        self._value_queue.append(msg)
+                    else:
+                        self._by_value_dropped += 1
+        except TransportError:
+            return  # closed under us
+        if self._value_queue:
+            self._refs.wake(True)
+            if self._listening and self._notifier is not None:
+                self._notifier.on_data()  # async waiters and on_data_available hear copies too
+
+    def _keeps(self, handle: int) -> bool:
+        """Whether by-value samples of this plain-topic writer are ours (it is not mapped)."""
+        keep = self._value_accept.get(handle)
+        if keep is None:
+            assert self._values is not None
+            peer = self._values.writer_info(handle)
+            advert = _advert.decode_writer(peer.user_data) if peer is not None else None
+            keep = advert is None or not _advert.maps_zero_copy(advert, self._advert)
+            self._value_accept[handle] = keep
+        return keep
+
     def _open_pool(self, handle: int) -> _PoolEntry | None:
         """Map the pool of a newly seen writer; remember writers whose pool we cannot map."""
         if handle in self._unmappable or handle in self._gone:
@@ -264,8 +376,12 @@ class DataReader(Closeable, Generic[T]):
         reason = None
         if advert is None:
             reason = "the writer does not advertise a loanbus pool"
-        elif advert.host != self._host:
-            reason = f"the writer runs on another host ({advert.host})"
+        elif not _advert.maps_zero_copy(advert, self._advert):
+            # Not ours to map (another host, user, type, or by value asked): its samples
+            # arrive on the plain topic. The writer applies the same rule.
+            self._unmappable[handle] = "by value"
+            log.debug("writer %x of %r is read by value", handle, self.topic.name)
+            return None
         else:
             try:
                 pool = ReaderPool(
@@ -281,7 +397,12 @@ class DataReader(Closeable, Generic[T]):
                 self._pools[handle] = entry
                 return entry
         self._unmappable[handle] = reason
-        log.warning("cannot map the pool of writer %x on %r: %s", handle, self.topic.name, reason)
+        if advert is not None:
+            # The writer counts on us mapping it and sends nothing by value: an error.
+            self._map_failures += 1
+            log.error("cannot map the pool of writer %x on %r: %s", handle, self.topic.name, reason)
+        else:
+            log.warning("cannot map the pool of writer %x on %r: %s", handle, self.topic.name, reason)
         return None
 
     def _prune_writers(self) -> None:
@@ -299,6 +420,10 @@ class DataReader(Closeable, Generic[T]):
             )
         for handle in [h for h in self._unmappable if h not in alive]:
             del self._unmappable[handle]
+        if self._values is not None and self._value_accept:
+            value_alive = {peer.handle for peer in self._values.matched_writers()}
+            for handle in [h for h in self._value_accept if h not in value_alive]:
+                self._value_accept.pop(handle, None)
 
     # -- returning ---------------------------------------------------------------------
 
@@ -391,24 +516,52 @@ class DataReader(Closeable, Generic[T]):
     # -- observability -----------------------------------------------------------------
 
     def wait_for_writers(self, count: int = 1, timeout: float = 10.0) -> bool:
-        """Wait until at least ``count`` writers are matched."""
+        """Wait until at least ``count`` writers are matched on the path that will carry them."""
         self._check_open()
-        return wait_until(lambda: self._refs.matched_count() >= count, timeout)
+        return wait_until(lambda: len(self._ready_writers()) >= count, timeout)
+
+    def _ready_writers(self) -> list[WriterMatch]:
+        """Matched writers whose samples can reach us now (by-value ones: on the plain topic)."""
+        return [m for m, on_plain in self._writer_matches() if m.path == "zero-copy" or on_plain]
 
     def matched_writers(self) -> list[WriterMatch]:
-        """Every writer matched now, and whether its pool is mapped (zero-copy) or not."""
+        """Every writer matched now and the path its samples take: "zero-copy" or "by-value".
+
+        A loanbus writer is listed once (by its reference-topic GUID); a plain Cyclone DDS
+        writer appears with ``segment=None``, ``host=None`` and path "by-value".
+        """
         self._check_open()
+        return [m for m, _ in self._writer_matches()]
+
+    def _match(self, guid: str, handle: int, ad: _advert.WriterAdvert | None) -> WriterMatch:
+        zero_copy = ad is not None and _advert.maps_zero_copy(ad, self._advert)
+        return WriterMatch(
+            guid=guid,
+            segment=ad.segment if ad else None,
+            pid=ad.pid if ad else None,
+            shm=zero_copy and handle not in self._unmappable,
+            path="zero-copy" if zero_copy else "by-value",
+            host=ad.host if ad else None,
+        )
+
+    def _writer_matches(self) -> list[tuple[WriterMatch, bool]]:
+        """(match, whether it is matched on the plain topic) for every matched writer.
+
+        A loanbus writer has two DDS writers, one per topic; both carry its advert, whose
+        ``writer_guid`` pairs them up."""
+        plain: dict[str, tuple[int, _advert.WriterAdvert | None]] = {}
+        if self._values is not None:
+            for peer in self._values.matched_writers():
+                ad = _advert.decode_writer(peer.user_data)
+                plain.setdefault(ad.writer_guid if ad else peer.guid, (peer.handle, ad))
         out = []
         for peer in self._refs.matched_writers():
             ad = _advert.decode_writer(peer.user_data)
-            out.append(
-                WriterMatch(
-                    guid=peer.guid,
-                    segment=ad.segment if ad else None,
-                    pid=ad.pid if ad else None,
-                    shm=ad is not None and ad.host == self._host and peer.handle not in self._unmappable,
-                )
-            )
+            # A reference writer without a loanbus advert has no plain twin to wait for.
+            on_plain = ad is None or plain.pop(ad.writer_guid, None) is not None
+            out.append((self._match(peer.guid, peer.handle, ad), on_plain))
+        for key, (handle, ad) in plain.items():  # plain DDS writers, or loanbus ones seen only there
+            out.append((self._match(key, handle, ad), True))
         return out
 
     def statistics(self) -> ReaderStatistics:
@@ -423,7 +576,13 @@ class DataReader(Closeable, Generic[T]):
             unmappable_writers=len(self._unmappable),
             mapped_pools=len(self._pools),
             lost_writers=self._lost_writers,
-            bytes_taken=taken * self._stype.itemsize,
+            by_value_taken=self._by_value_taken,
+            by_value_dropped=self._by_value_dropped,
+            by_value_refused=self._by_value_refused,
+            map_failures=self._map_failures,
+            incompatible_qos=self._refs.qos_alarm.count
+            + (self._values.qos_alarm.count if self._values else 0),
+            bytes_taken=(taken - self._by_value_taken) * self._stype.itemsize,
             **self._latency.summary(taken),
         )
 
@@ -441,3 +600,15 @@ class DataReader(Closeable, Generic[T]):
 
     def __repr__(self) -> str:
         return f"DataReader({self.topic.name!r}{', closed' if self.closed else ''})"
+
+
+def _drainer(reader: DataReader[Any]) -> Callable[[], None]:
+    """The plain topic's data-available callback, without keeping the reader alive."""
+    ref = weakref.ref(reader)
+
+    def drain() -> None:
+        r = ref()
+        if r is not None:
+            r._drain_values()
+
+    return drain

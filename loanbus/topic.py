@@ -63,3 +63,13 @@ class Topic(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Topic({self.name!r}, {self.shmem_type.name!r})"
+
+
+def by_value_gap(stype: ShmemType) -> str | None:
+    """Why samples of ``stype`` cannot travel by value, or None when they can."""
+    if stype.shape:
+        return (
+            f"{stype.name} samples are arrays shaped {stype.shape}; only zero-copy readers on this "
+            "host receive them (shaped samples do not travel by value yet)"
+        )
+    return None

@@ -298,3 +298,23 @@ def test_a_closed_participant_refuses_new_writers_and_readers(domain_id: int, sh
     with pytest.raises(loanbus.ClosedError):
         loanbus.DataReader(topic)
     assert not [n for n in os.listdir("/dev/shm") if shm_prefix in n]
+
+
+def test_shaped_samples_say_they_do_not_travel_by_value(
+    dp: loanbus.DomainParticipant, caplog: pytest.LogCaptureFixture
+) -> None:
+    shaped = loanbus.ShmemType("api::Shaped", np.uint16, shape=(4, 8))
+    topic = loanbus.Topic(dp, "shaped", shaped)
+    with pytest.raises(ValueError, match=r"by_value=True.*do not travel by value"):
+        loanbus.DataReader(topic, qos=loanbus.Qos(by_value=True))
+    with caplog.at_level("WARNING", logger="loanbus"):
+        writer = loanbus.DataWriter(topic)
+        reader = loanbus.DataReader(topic)
+    assert sum("do not travel by value" in r.getMessage() for r in caplog.records) == 2
+    assert writer.wait_for_readers(1, timeout=10) and reader.wait_for_writers(1, timeout=10)
+    loan = writer.get_loan()
+    loan.data[...] = np.arange(32, dtype=np.uint16).reshape(4, 8)
+    writer.write(loan)
+    [sample] = reader.take(timeout=10)
+    assert sample.data.shape == (4, 8) and int(sample.data[3, 7]) == 31  # zero-copy still works
+    reader.return_loan(sample)

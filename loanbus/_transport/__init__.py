@@ -18,6 +18,11 @@ from loanbus._transport.cyclone import (
     StatsReader,
     StatsWriter,
     TransportParticipant,
+    ValueMessage,
+    ValueReader,
+    ValueType,
+    ValueWriter,
+    value_type,
 )
 
 __all__ = [
@@ -34,4 +39,9 @@ __all__ = [
     "StatsReader",
     "StatsWriter",
     "TransportParticipant",
+    "ValueMessage",
+    "ValueReader",
+    "ValueType",
+    "ValueWriter",
+    "value_type",
 ]

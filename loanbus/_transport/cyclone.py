@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import builtins
 import ctypes as ct
+import logging
 import os
 import struct
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from cyclonedds._clayer import ddspy_take, ddspy_write_ts
 from cyclonedds.core import (
     DDSException,
     Entity,
+    GuardCondition,
     InstanceState,
     Listener,
     ReadCondition,
@@ -34,7 +37,9 @@ from cyclonedds.core import (
 )
 from cyclonedds.domain import Domain
 from cyclonedds.domain import DomainParticipant as _Participant
-from cyclonedds.idl import IdlStruct
+from cyclonedds.idl import IdlStruct, make_idl_struct
+from cyclonedds.idl import _machinery as _m
+from cyclonedds.idl import types as _t
 from cyclonedds.idl.annotations import key
 from cyclonedds.idl.types import uint32, uint64
 from cyclonedds.internal import dds_c_t
@@ -45,6 +50,7 @@ from cyclonedds.sub import DataReader as _Reader
 from cyclonedds.topic import Topic as _Topic
 from cyclonedds.util import duration
 
+from loanbus import _byvalue
 from loanbus.errors import TransportError
 
 
@@ -64,6 +70,7 @@ _REF_FIELDS = struct.Struct("<QQI")  # what it accepts: any little-endian CDR of
 _REF_BYTES = 4 + _REF_FIELDS.size
 _unpack_ref = _REF_FIELDS.unpack_from
 _LE_IDS = (1, 7)  # encapsulation 0x0001 CDR_LE, 0x0007 XCDR2 plain LE: same offsets here
+log = logging.getLogger("loanbus")
 _ANY = SampleState.Any | ViewState.Any | InstanceState.Any
 DEFAULT_LEASE = 10.0
 _U64 = (1 << 64) - 1
@@ -92,6 +99,24 @@ class EndpointQos:
     transient_local: bool
     max_blocking_time: float
     user_data: bytes
+    name: str = ""  # the entity name tools such as ``cyclonedds ps`` show
+
+
+class QosAlarm:
+    """Counts incompatible-QoS reports of one endpoint (set from Cyclone's listener thread)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+
+    def __call__(self, _entity: Any, status: Any) -> None:
+        self.count = int(status.total_count)
+        log.warning(
+            "%s: incompatible QoS with a matching peer (policy id %d, %d so far); they will not communicate",
+            self.what,
+            status.last_policy_id,
+            status.total_count,
+        )
 
 
 @contextmanager
@@ -201,8 +226,11 @@ class TransportParticipant:
         _acquire_domain(domain_id, lease_duration)
         self.domain_id = domain_id
         try:
+            program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+            name = f"loanbus {program} pid {os.getpid()}"
+            qos = _Qos(Policy.EntityName(name), Policy.Userdata(name.encode()))
             with _wrapped(f"create a participant in domain {domain_id}"):
-                self._dp = _Participant(domain_id)
+                self._dp = _Participant(domain_id, qos=qos)
         except BaseException:
             _release_domain(domain_id)
             raise
@@ -232,6 +260,17 @@ class TransportParticipant:
             self._topics[name] = topic
         return topic
 
+    def value_topic(self, name: str, twin: type) -> _Topic:
+        """The plain DDS topic ``name`` with the by-value type ``twin``."""
+        topic = self._topics.get(name)
+        if topic is None:
+            with _wrapped(f"create topic {name!r}"):
+                topic = _Topic(self._participant(), name, twin)
+            self._topics[name] = topic
+        elif topic.data_type is not twin:
+            raise TransportError(f"topic {name!r} already exists in this participant with another type")
+        return topic
+
     def close(self) -> None:
         with self._stats_lock:
             stats, self._stats = self._stats, None
@@ -248,6 +287,8 @@ class TransportParticipant:
 
 def _qos(q: EndpointQos, *, writer: bool) -> _Qos:
     policies: list[Any] = [Policy.Userdata(q.user_data)]
+    if q.name:
+        policies.append(Policy.EntityName(q.name))
     if q.reliable:
         policies.append(Policy.Reliability.Reliable(duration(seconds=q.max_blocking_time)))
         # Keep-all: every reference whose slot a reader holds must arrive (the pool bounds it).
@@ -327,7 +368,8 @@ class RefWriter:
         on_match_change: Callable[[], None] | None = None,
     ) -> None:
         self.matches = _MatchFlag(on_match_change)
-        listener = Listener(on_publication_matched=self.matches)
+        self.qos_alarm = QosAlarm(f"writer on {topic_name!r}")
+        listener = Listener(on_publication_matched=self.matches, on_offered_incompatible_qos=self.qos_alarm)
         with _wrapped(f"create a writer on {topic_name!r}"):
             self._dw = _Writer(
                 participant._participant(),
@@ -383,15 +425,20 @@ class RefReader:
         qos: EndpointQos,
     ) -> None:
         self.matches = _MatchFlag(None)
-        listener = Listener(on_subscription_matched=self.matches)
+        self.qos_alarm = QosAlarm(f"reader on {topic_name!r}")
+        listener = Listener(
+            on_subscription_matched=self.matches, on_requested_incompatible_qos=self.qos_alarm
+        )
         dp = participant._participant()
         with _wrapped(f"create a reader on {topic_name!r}"):
             self._dr = _Reader(
                 dp, participant.ref_topic(topic_name), qos=_qos(qos, writer=False), listener=listener
             )
             self._condition = ReadCondition(self._dr, _ANY)
+            self._guard = GuardCondition(dp)
             self._waitset = WaitSet(dp)
             self._waitset.attach(self._condition)
+            self._waitset.attach(self._guard)
         self._ref = self._dr._ref
 
     @property
@@ -413,6 +460,15 @@ class RefReader:
                 seq, size, slot = _unpack_ref(data, 4)
                 out.append((info.publication_handle, slot, seq, size, info.source_timestamp))
         return out
+
+    def wake(self, triggered: bool = True) -> None:
+        """Trigger (or reset) the extra condition ``wait`` also watches (by-value arrivals)."""
+        guard = getattr(self, "_guard", None)
+        if guard is not None and self._dr is not None:
+            try:
+                guard.set(triggered)
+            except DDSException:
+                pass
 
     def wait(self, timeout: float) -> bool:
         """Block until references are available or ``timeout`` seconds pass."""
@@ -460,11 +516,13 @@ class RefReader:
     def close(self) -> None:
         dr, self._dr = self._dr, None
         if dr is not None:
-            try:
-                self._waitset.detach(self._condition)
-            except DDSException:
-                pass
+            for condition in (self._condition, self._guard):
+                try:
+                    self._waitset.detach(condition)
+                except DDSException:
+                    pass
             _delete(self._waitset)
+            _delete(self._guard)
             _delete(self._condition)
             _delete(dr)
 
@@ -738,3 +796,287 @@ class RawChannel:
         entities, self._entities = self._entities, []
         for entity in reversed(entities):
             _delete(entity)
+
+
+# -- by value: the plain DDS topic any Cyclone DDS application can read and write ----------------
+
+_SCALARS: dict[tuple[str, int], Any] = {
+    ("b", 1): bool,
+    ("i", 1): _t.int8,
+    ("i", 2): _t.int16,
+    ("i", 4): _t.int32,
+    ("i", 8): _t.int64,
+    ("u", 1): _t.uint8,
+    ("u", 2): _t.uint16,
+    ("u", 4): _t.uint32,
+    ("u", 8): _t.uint64,
+    ("f", 4): _t.float32,
+    ("f", 8): _t.float64,
+}
+
+
+def _member_type(type_name: str, field: str, dtype: Any) -> Any:
+    if dtype.names is not None:
+        return derive_twin(f"{type_name}_{field}", dtype)
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        member = _member_type(type_name, field, base)
+        for n in reversed(shape):
+            member = _t.array[member, int(n)]  # type: ignore[misc]
+        return member
+    scalar = _SCALARS.get((dtype.kind, dtype.itemsize))
+    if scalar is None:  # anything else travels as its raw bytes
+        return _t.array[_t.uint8, dtype.itemsize]  # type: ignore[misc]
+    return scalar
+
+
+def derive_twin(type_name: str, dtype: Any) -> type:
+    """A by-value ``IdlStruct`` with the members of a structured numpy dtype (for plain ShmemTypes).
+
+    Nested structs become structs named ``<type>_<member>``; fields that are not numbers
+    travel as octet arrays of their size.
+    """
+    if dtype.names is None:
+        return derive_twin(type_name, _np_struct_of(dtype))
+    fields = {}
+    for name in dtype.names:
+        if not name.isidentifier():
+            raise TransportError(
+                f"{type_name}: member {name!r} is not an identifier, so it has no by-value type; "
+                "give the type a by-value twin (ShmemType(..., by_value=...))"
+            )
+        fields[name] = _member_type(type_name, name, dtype.fields[name][0])
+    cls_name = "".join(ch if ch.isalnum() else "_" for ch in type_name.split("::")[-1]) or "Sample"
+    return make_idl_struct(cls_name, type_name, fields)
+
+
+def _np_struct_of(dtype: Any) -> Any:
+    import numpy as np
+
+    return np.dtype([("value", dtype)])
+
+
+def _schema(machine: Any) -> _byvalue.Node:
+    """The wire layout the binding's serializer machine writes (see _byvalue for the nodes)."""
+    if isinstance(machine, _m.InstanceMachine):
+        idl = machine.type.__idl__
+        if not idl._populated:
+            idl.populate()
+        return _schema(idl.v2_machine if machine.use_version_2 else idl.v1_machine)
+    if isinstance(machine, _m.DelimitedCdrAppendableStructMachine):
+        return _byvalue.Struct(tuple(_schema(m) for m in machine.member_machines.values()), dheader=True)
+    if type(machine) is _m.StructMachine:
+        return _byvalue.Struct(tuple(_schema(m) for m in machine.members_machines.values()))
+    if isinstance(machine, _m.PrimitiveMachine):
+        return _byvalue.Prim(machine.alignment, machine.size)
+    if isinstance(machine, _m.CharMachine):
+        return _byvalue.Prim(1, 1)
+    if isinstance(machine, (_m.EnumMachine, _m.BitBoundEnumMachine)):
+        return _byvalue.Prim(machine.alignment, machine.size)
+    if isinstance(machine, _m.ByteArrayMachine):
+        return _byvalue.Prim(1, machine.size)
+    if isinstance(machine, _m.PlainCdrV2ArrayOfPrimitiveMachine):
+        return _byvalue.Prim(machine.alignment, machine.size)
+    if isinstance(machine, _m.ArrayMachine):
+        return _byvalue.Array(_schema(machine.submachine), machine.size, machine.add_size_header)
+    if isinstance(machine, _m.PlainCdrV2SequenceOfPrimitiveMachine):
+        return _byvalue.Seq(_byvalue.Prim(machine.alignment, machine.size), machine.max_length)
+    if isinstance(machine, _m.SequenceMachine):
+        return _byvalue.Seq(_schema(machine.submachine), machine.maxlen, machine.add_size_header)
+    if isinstance(machine, _m.StringMachine):
+        return _byvalue.Str(machine.bound)
+    if isinstance(machine, _m.BytesMachine):
+        return _byvalue.Seq(_byvalue.Prim(1, 1), machine.bound)
+    raise _byvalue.UnsupportedType(f"{type(machine).__name__} members cannot be pre-encoded")
+
+
+class ValueType:
+    """How samples of one loanable type travel by value: the twin and its pre-encoder.
+
+    ``codec`` is None when the twin's layout cannot be pre-encoded; then samples go through
+    the twin's own serializer (``reason`` says why, and it is logged once).
+    """
+
+    def __init__(self, type_name: str, dtype: Any, twin: type | None) -> None:
+        self.twin: type = twin if twin is not None else derive_twin(type_name, dtype)
+        if not (isinstance(self.twin, type) and issubclass(self.twin, IdlStruct)):
+            raise TransportError(f"{type_name}: by-value twin {self.twin!r} is not a cyclonedds IdlStruct")
+        idl = self.twin.__idl__
+        with _wrapped(f"build the by-value type of {type_name}"):
+            if not idl._populated:
+                idl.populate()
+        self.codec: _byvalue.CdrCodec | None = None
+        self.reason = ""
+        try:
+            schemas = {1: _schema(idl.v1_machine), 2: _schema(idl.v2_machine)}
+            self.codec = _byvalue.CdrCodec(dtype, schemas, idl.default_version)
+        except _byvalue.UnsupportedType as exc:
+            self.reason = str(exc)
+            if not (hasattr(self.twin, "from_sample") and hasattr(self.twin, "to_sample")):
+                raise TransportError(f"{type_name} cannot travel by value: {exc}") from exc
+            log.warning(
+                "%s cannot be pre-encoded (%s): by-value samples use the twin's serializer (slow)",
+                type_name,
+                exc,
+            )
+        self.dtype = dtype
+
+    def encode(self, sample: Any, raw: memoryview) -> bytes | bytearray:
+        """The CDR bytes of one sample (``raw`` is its memory, ``sample`` the 0-d array)."""
+        if self.codec is not None:
+            return self.codec.encode(raw)
+        ser: bytes = self.twin.from_sample(sample).serialize()  # type: ignore[attr-defined]
+        return ser.ljust((len(ser) + 3) & ~3, b"\0")
+
+    def decode(self, data: bytes) -> Any:
+        """A new 0-d array of the sample dtype, or ``_byvalue.DecodeError``."""
+        if self.codec is not None:
+            return self.codec.decode(data)
+        import numpy as np
+
+        out = np.zeros((), dtype=self.dtype)
+        try:
+            self.twin.deserialize(data).to_sample(out)  # type: ignore[attr-defined]
+        except Exception as exc:  # the binding raises plain Exceptions on bad input
+            raise _byvalue.DecodeError(str(exc)) from exc
+        return out
+
+
+class ValueMessage(NamedTuple):
+    """One by-value sample as received: CDR bytes and where it came from."""
+
+    data: bytes
+    publication: int
+    timestamp_ns: int
+
+
+class ValueWriter:
+    """Writes pre-encoded samples on the plain topic; reports matched readers."""
+
+    _dw: _Writer | None = None
+
+    def __init__(
+        self,
+        participant: TransportParticipant,
+        topic_name: str,
+        value_type: ValueType,
+        qos: EndpointQos,
+        on_match_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.matches = _MatchFlag(on_match_change)
+        self.qos_alarm = QosAlarm(f"by-value writer on {topic_name!r}")
+        listener = Listener(on_publication_matched=self.matches, on_offered_incompatible_qos=self.qos_alarm)
+        with _wrapped(f"create a by-value writer on {topic_name!r}"):
+            self._dw = _Writer(
+                participant._participant(),
+                participant.value_topic(topic_name, value_type.twin),
+                qos=_qos(qos, writer=True),
+                listener=listener,
+            )
+        self._ref = self._dw._ref
+
+    def write(self, data: bytes | bytearray, timestamp_ns: int) -> None:
+        ret = ddspy_write_ts(self._ref, data, timestamp_ns)
+        if ret < 0:
+            raise TransportError(f"Cyclone DDS refused to write a by-value sample (return code {ret})")
+
+    def matched_readers(self) -> list[PeerInfo]:
+        dw = self._dw
+        if dw is None:
+            raise TransportError("by-value writer is closed")
+        peers = []
+        with _wrapped("list matched by-value readers"):
+            for handle in _matched_handles(dw, dw._get_matched_subscriptions):
+                endpoint = dw.get_matched_subscription_data(handle)
+                if endpoint is not None:
+                    peers.append(_peer(endpoint, handle))
+        return peers
+
+    def close(self) -> None:
+        dw, self._dw = self._dw, None
+        _delete(dw)
+
+
+class ValueReader:
+    """Reads the plain topic. ``on_data`` runs on Cyclone's thread when samples arrive."""
+
+    _dr: _Reader | None = None
+
+    def __init__(
+        self,
+        participant: TransportParticipant,
+        topic_name: str,
+        value_type: ValueType,
+        qos: EndpointQos,
+        matches: _MatchFlag,
+        on_data: Callable[[], None],
+    ) -> None:
+        self.matches = matches
+        self.qos_alarm = QosAlarm(f"by-value reader on {topic_name!r}")
+
+        def data_available(_reader: Any) -> None:
+            on_data()
+
+        listener = Listener(
+            on_subscription_matched=matches,
+            on_requested_incompatible_qos=self.qos_alarm,
+            on_data_available=data_available,
+        )
+        with _wrapped(f"create a by-value reader on {topic_name!r}"):
+            self._dr = _Reader(
+                participant._participant(),
+                participant.value_topic(topic_name, value_type.twin),
+                qos=_qos(qos, writer=False),
+                listener=listener,
+            )
+        self._ref = self._dr._ref
+
+    def take(self, max_samples: int = 64) -> list[ValueMessage]:
+        if self._dr is None:
+            return []
+        ret = ddspy_take(self._ref, _ANY, max_samples)
+        if isinstance(ret, int):
+            raise TransportError(f"Cyclone DDS refused to take by-value samples (return code {ret})")
+        return [
+            ValueMessage(data, info.publication_handle, info.source_timestamp)
+            for data, info in ret
+            if info.valid_data
+        ]
+
+    def matched_writers(self) -> list[PeerInfo]:
+        dr = self._dr
+        if dr is None:
+            raise TransportError("by-value reader is closed")
+        peers = []
+        with _wrapped("list matched by-value writers"):
+            for handle in _matched_handles(dr, dr._get_matched_publications):
+                endpoint = dr.get_matched_publication_data(handle)
+                if endpoint is not None:
+                    peers.append(_peer(endpoint, handle))
+        return peers
+
+    def writer_info(self, handle: int) -> PeerInfo | None:
+        dr = self._dr
+        if dr is None:
+            return None
+        with _wrapped("look up a matched by-value writer"):
+            endpoint = dr.get_matched_publication_data(handle)
+        return _peer(endpoint, handle) if endpoint is not None else None
+
+    def close(self) -> None:
+        dr, self._dr = self._dr, None
+        _delete(dr)
+
+
+_value_types: dict[tuple[str, Any, Any], ValueType] = {}
+_value_types_lock = threading.Lock()
+
+
+def value_type(type_name: str, dtype: Any, twin: type | None) -> ValueType:
+    """The process's one ValueType per loanable type (a derived twin is made once)."""
+    key = (type_name, dtype, twin)
+    with _value_types_lock:
+        vt = _value_types.get(key)
+        if vt is None:
+            vt = _value_types[key] = ValueType(type_name, dtype, twin)
+        return vt

@@ -63,7 +63,7 @@ def test_a_tiny_bench_run_writes_json_and_png_with_every_comparison(domain_id: i
                     assert rec["rounds"] >= 100 and 0 < rec["median_us"] <= rec["p99_us"]
                     assert rec["ping_rss"] > 0 and rec["pong_cpu_us"] > 0
                 else:
-                    assert rec["received"] > 0 and rec["samples_per_s"] > 0
+                    assert rec["received"] > 0 and rec["samples_per_s"] > 0, rec
                     assert rec["writer_cpu_us"] > 0 and rec["reader_rss"] > 0
                     if name != "loanbus-be":  # best effort may lose and overwrite; the others may not
                         assert rec["received"] == rec["sent"] == 200 and rec["inconsistent"] == 0

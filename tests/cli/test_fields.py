@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from loanbus import _advert
 from loanbus.cli._fields import FieldError, counter_field, prepare, summary
 from loanbus.cli.ls import holds_by_reader, slot_states
 from loanbus.inspect import PoolEntry, SlotView
@@ -62,12 +65,30 @@ def test_pub_counts_in_the_first_integer_field_not_set() -> None:
     assert counter_field(DT, {("id",)}) is None
 
 
-def test_a_reader_path_comes_from_its_advert_else_from_what_can_be_told() -> None:
-    assert reader_path({"path": "by-value"}, True, True) == "by-value"  # a newer advert says so
-    assert reader_path({"shm": True}, True, True) == "zero-copy"  # local reader that maps pools
-    assert reader_path({"shm": True}, True, False) == "?"  # on another host, no path advertised
-    assert reader_path(None, True, None) == "?"  # no loanbus advert at all
-    assert reader_path(None, False, None) == "by-value"  # a plain DDS reader of the topic
+def _reader(**kw: object) -> dict[str, object]:
+    fields = {"reader_id": "ab" * 16, "host": "h1", "uid": 1000, "pid": 7, "shm": True, **kw}
+    return json.loads(_advert.encode_reader(_advert.ReaderAdvert(**fields)))  # type: ignore[arg-type]
+
+
+def _writer(**kw: object) -> dict[str, object]:
+    fields = {
+        "segment": "/loanbus.d1.t-0.x", "host": "h1", "abi": 1, "type_hash": "00" * 16, "slots": 2,
+        "stride": 4096, "writer_guid": "cd" * 16, "pid": 8, "uid": 1000, "type_name": "T", **kw,
+    }  # fmt: skip
+    return json.loads(_advert.encode_writer(_advert.WriterAdvert(**fields)))  # type: ignore[arg-type]
+
+
+def test_a_reader_path_comes_from_its_advert_else_from_the_rule_against_each_writer() -> None:
+    assert reader_path({**_reader(), "path": "by-value"}, [], True, True) == "by-value"  # said so
+    assert reader_path(_reader(), [_writer()], True, True) == "zero-copy"  # same host, user, type
+    assert reader_path(_reader(), [_writer(host="h2")], True, False) == "by-value"  # another host
+    assert reader_path(_reader(by_value=True), [_writer()], True, True) == "by-value"  # asked for it
+    mixed = [_writer(), _writer(uid=0, writer_guid="ef" * 16)]  # another user's pool is not trusted
+    assert reader_path(_reader(), mixed, True, True) == "zero-copy, by-value"
+    assert reader_path(_reader(), [], True, True) == "zero-copy"  # no writer yet: what it would do
+    assert reader_path(_reader(), [], True, None) == "?"
+    assert reader_path(None, [_writer()], True, None) == "?"  # no loanbus advert at all
+    assert reader_path(None, [], False, None) == "by-value"  # a plain DDS reader of the topic
 
 
 def test_ls_writes_one_letter_per_slot_and_names_what_each_reader_holds() -> None:

@@ -240,3 +240,25 @@ def test_several_readers_share_one_event_loop(domain_id: int) -> None:
         assert asyncio.run(main()) == [list(range(count)), list(range(1000, 1000 + count))]
         for w in (left, right):
             assert w.replies.get(timeout=60)[0] == "written"
+
+
+def test_take_async_wakes_for_by_value_samples_too(domain_id: int) -> None:
+    # A reader forced onto the by-value path gets private copies on the plain topic; the
+    # notifier that parks take_async must hear those arrivals as well as references.
+    qos = dict(RELIABLE_5, by_value=True)
+    with Writer(domain_id, "img", RELIABLE_5) as w, loanbus.DomainParticipant(domain_id) as dp:
+        reader = _reader(dp, qos)
+        w.matched()
+        assert reader.wait_for_writers(1, timeout=30)
+
+        async def main() -> list[Any]:
+            task = asyncio.create_task(reader.take_async(max_samples=4))
+            await _until(lambda: reader._notifier.waiting == 1)
+            await asyncio.get_running_loop().run_in_executor(None, w.write, 9)
+            return await asyncio.wait_for(task, timeout=30)
+
+        samples = asyncio.run(main())
+        assert [int(s.data["value"]) for s in samples] == [9]
+        assert samples[0].info.slot == -1 and expected_ok(samples[0].data)  # a copy, not the pool
+        reader.return_loan(samples)
+        assert reader.statistics().by_value_taken == 1
