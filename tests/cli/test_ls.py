@@ -107,3 +107,36 @@ def test_ls_without_a_domain_lists_every_pool_on_the_host_with_its_slots(domain_
         assert table.returncode == 0 and pool.name in table.stdout.replace("\n", "")
     finally:
         pool.close()
+
+
+def _by_value_reader(domain_id: int, out: Any, done: Any) -> None:
+    """A reader that asks for private copies (Qos.by_value) next to a zero-copy one."""
+    qos = loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, by_value=True)
+    with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+        topic = loanbus.Topic(dp, TOPIC, SMALL)
+        reader = loanbus.DataReader(topic, qos=qos)
+        writer = loanbus.DataWriter(topic, qos=RELIABLE)
+        assert reader.wait_for_writers(1, timeout=60)
+        out.put(("ready", reader.reader_id.hex()))
+        done.wait(120)
+        writer.close()
+
+
+def test_ls_names_a_by_value_reader_and_lists_each_loanbus_endpoint_once(domain_id: int) -> None:
+    out, done = CTX.Queue(), CTX.Event()
+    proc = start(_by_value_reader, domain_id, out, done)
+    try:
+        _, reader_id = out.get(timeout=90)
+
+        def complete(doc: dict[str, Any]) -> bool:
+            topic = _topic(doc)
+            return topic is not None and len(topic["writers"]) == 1 and len(topic["readers"]) == 1
+
+        doc = poll_json(["ls", "--domain", str(domain_id), "--json"], complete, "discovery of the endpoints")
+        topic = _topic(doc)
+        assert topic is not None
+        (reader,) = topic["readers"]  # its plain-topic twin is not listed again
+        assert (reader["reader_id"], reader["path"], reader["pid"]) == (reader_id, "by-value", proc.pid)
+    finally:
+        done.set()
+        join_ok(proc)
