@@ -288,7 +288,7 @@ class DataReader(Closeable, Generic[T]):
         pools = self._pools
         now = time.time_ns()
         sized: set[int] = set()  # pools whose size was checked in this batch (one lseek each)
-        lat, taken = self._lat, self._taken
+        lat, at, mask = self._lat, self._taken, LATENCY_MASK
         for handle, slot, seq, size, timestamp in msgs:
             entry = pools.get(handle)
             if entry is None:
@@ -306,7 +306,8 @@ class DataReader(Closeable, Generic[T]):
             if entry.row is None and self._reliable:
                 entry.row = pool.find_row(self.reader_id)
             entry.outstanding += 1
-            lat[(taken + len(out)) & LATENCY_MASK] = now - timestamp  # for statistics()
+            lat[at & mask] = now - timestamp  # write->take latency, for statistics()
+            at += 1
             info = _new_tuple(SampleInfo, (seq, timestamp, True, slot, handle, now))
             out.append(LoanedSample(self, entry, pool.view(slot), info))
         self._taken += len(out)
