@@ -122,6 +122,7 @@ def _stream_writer(ep: Any, budget: Budget) -> dict[str, Any]:
 
 def _stream_reader(ep: Any, stop: Any) -> dict[str, Any]:
     n = bad = 0
+    quiet = 0  # empty drains since the writer finished
     first = last = cpu_first = cpu_last = 0.0
     while True:
         got, inconsistent = ep.drain(0.1)
@@ -133,7 +134,9 @@ def _stream_reader(ep: Any, stop: Any) -> dict[str, Any]:
             n += got
             bad += inconsistent
         elif stop.is_set():
-            break
+            quiet += 1
+            if quiet >= 10:  # 1 s without a sample after the writer finished: all is in
+                break
     return {
         "received": n,
         "inconsistent": bad,
