@@ -7,6 +7,7 @@ shows for other processes (see ``loanbus/_statsfeed.py``). Pure: no DDS, no I/O.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -89,14 +90,14 @@ class LatencyWindow:
     __slots__ = ("values",)
 
     def __init__(self) -> None:
-        self.values: list[int] = [0] * LATENCY_WINDOW
+        self.values = array("q", bytes(8 * LATENCY_WINDOW))
 
     def summary(self, count: int) -> dict[str, Any]:
         """Percentiles (µs) of the newest ``min(count, LATENCY_WINDOW)`` stored latencies."""
         n = min(count, LATENCY_WINDOW)
         if n <= 0:
             return {"latency_samples": 0}
-        lat = np.array(self.values[:n] if count < LATENCY_WINDOW else self.values, dtype=np.float64)
+        lat = np.frombuffer(self.values, dtype=np.int64)[:n].astype(np.float64)
         p50, p90, p99 = np.percentile(lat, (50, 90, 99)) / 1e3
         return {
             "latency_samples": n,
