@@ -330,6 +330,10 @@ class WriterPool:
             held = int(np.count_nonzero(holds[rows, : self.slot_count].any(axis=0)))
         return self.slot_count - loaned - written, loaned, written, held
 
+    def timestamp(self, slot: int) -> int:
+        """The write timestamp (ns) of a written slot."""
+        return int(self._slots[slot * L.SLOT_WORDS + L.SLOT_TIMESTAMP])
+
     def newest_written(self, count: int) -> list[tuple[int, int]]:
         """(slot, seq) of up to ``count`` newest written slots, oldest first."""
         slots = list(self._written)[-count:] if count > 0 else []

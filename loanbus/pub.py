@@ -228,6 +228,10 @@ class DataWriter(Closeable, Generic[T]):
             self._sync_readers()
         ts = time.time_ns() if timestamp_ns is None else timestamp_ns
         slot = loan.slot
+        if self._by_value_readers:
+            # By value first: if Cyclone refuses it (a reliable write that timed out), nothing
+            # was published and the loan is still yours to write again or discard.
+            self._write_by_value(slot, ts)
         seq = self._pool.publish(slot, ts)  # state and holds are in place before the reference leaves
         try:
             refs.write(slot, seq, self._size, ts)
@@ -235,8 +239,6 @@ class DataWriter(Closeable, Generic[T]):
             loan._state = _WRITTEN  # the slot is WRITTEN either way; the loan is consumed
             del self._loans[slot]
         self._writes_bytes += self._size
-        if self._by_value_readers:
-            self._write_by_value(slot, ts)
 
     def _write_by_value(self, slot: int, ts: int) -> None:
         """Serialise the slot onto the plain topic (only while a by-value reader is matched)."""
@@ -292,7 +294,22 @@ class DataWriter(Closeable, Generic[T]):
         for rid in local:
             self._pool.assign_row(rid)
         self._readers = local
-        self._by_value_readers = sum(1 for _ in self._by_value_peers())
+        before = self._by_value_readers
+        self._by_value_readers = now = sum(1 for _ in self._by_value_peers())
+        if self.qos.protected_slots and self._values is not None and bool(before) != bool(now):
+            if now:
+                self._replay_history()
+            else:
+                self._values.renew()  # its history went stale: nothing is serialised from now on
+
+    def _replay_history(self) -> None:
+        """Write the newest written slots by value for the first by-value reader to join.
+
+        Transient-local durability on the by-value path: those slots are kept from reuse, so
+        they are consistent; readers joining later get them from the DDS writer's history.
+        """
+        for slot, _seq in self._pool.newest_written(self.qos.protected_slots):
+            self._write_by_value(slot, self._pool.timestamp(slot))
 
     def _by_value_peers(self) -> Iterator[tuple[PeerInfo, _advert.ReaderAdvert | None]]:
         """Plain-topic readers that will not map the pool (plain DDS readers always count)."""

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -42,11 +43,13 @@ from cyclonedds.idl import _machinery as _m
 from cyclonedds.idl import types as _t
 from cyclonedds.idl.annotations import key
 from cyclonedds.idl.types import uint32, uint64
+from cyclonedds.internal import DDS as _DDS
 from cyclonedds.internal import dds_c_t
 from cyclonedds.pub import DataWriter as _Writer
 from cyclonedds.qos import Policy
 from cyclonedds.qos import Qos as _Qos
 from cyclonedds.sub import DataReader as _Reader
+from cyclonedds.topic import Sample as _SampleContainer
 from cyclonedds.topic import Topic as _Topic
 from cyclonedds.util import duration
 
@@ -950,6 +953,13 @@ class ValueMessage(NamedTuple):
     timestamp_ns: int
 
 
+# ``dds_write_ts`` called through ctypes, which releases the GIL for the call (see ValueWriter.write).
+_dds_write_ts = ct.CFUNCTYPE(ct.c_int32, ct.c_int32, ct.c_void_p, ct.c_int64)(
+    ("dds_write_ts", _DDS._dll_handle)
+)
+_TIMEOUT = -10  # DDS_RETCODE_TIMEOUT
+
+
 class ValueWriter:
     """Writes pre-encoded samples on the plain topic; reports matched readers."""
 
@@ -966,19 +976,57 @@ class ValueWriter:
         self.matches = _MatchFlag(on_match_change)
         self.qos_alarm = QosAlarm(f"by-value writer on {topic_name!r}")
         listener = Listener(on_publication_matched=self.matches, on_offered_incompatible_qos=self.qos_alarm)
-        with _wrapped(f"create a by-value writer on {topic_name!r}"):
-            self._dw = _Writer(
-                participant._participant(),
-                participant.value_topic(topic_name, value_type.twin),
-                qos=_qos(qos, writer=True),
-                listener=listener,
-            )
+        self._create = partial(
+            _Writer,
+            participant._participant(),
+            participant.value_topic(topic_name, value_type.twin),
+            qos=_qos(qos, writer=True),
+            listener=listener,
+        )
+        self._what = f"create a by-value writer on {topic_name!r}"
+        with _wrapped(self._what):
+            self._dw = self._create()
         self._ref = self._dw._ref
 
+    def renew(self) -> None:
+        """Replace the DDS writer by a fresh one, forgetting its transient-local history.
+
+        Used when the last by-value reader is gone: what the old writer kept is stale, since
+        nothing was serialised while no by-value reader was matched.
+        """
+        if self._dw is None:
+            raise TransportError("by-value writer is closed")
+        dw, self._dw = self._dw, None
+        _delete(dw)
+        with _wrapped(self._what):
+            self._dw = self._create()
+        self._ref = self._dw._ref
+        self.matches()  # the new writer's matches are not known yet
+
     def write(self, data: bytes | bytearray, timestamp_ns: int) -> None:
-        ret = ddspy_write_ts(self._ref, data, timestamp_ns)
+        """Write one CDR sample; the GIL is released while Cyclone waits for acknowledgements.
+
+        A reliable write of a large sample can block until readers acknowledge; were the GIL
+        held meanwhile (as the binding's ``ddspy_write_ts`` does), this process's by-value
+        reader could not drain on Cyclone's receive thread, that thread could not process
+        the acknowledgements, and two processes streaming to each other would stall.
+        Raises ``TransportError`` if Cyclone refuses (e.g. a timeout): the sample was not sent.
+        """
+        if self._dw is None:
+            raise TransportError("by-value writer is closed")
+        size = len(data)
+        buf: Any
+        if isinstance(data, bytearray):
+            buf = (ct.c_char * size).from_buffer(data)
+            addr: int | None = ct.addressof(buf)
+        else:
+            buf = ct.c_char_p(data)
+            addr = ct.cast(buf, ct.c_void_p).value
+        ret = _dds_write_ts(self._ref, ct.byref(_SampleContainer(addr, size)), timestamp_ns)
+        del buf
         if ret < 0:
-            raise TransportError(f"Cyclone DDS refused to write a by-value sample (return code {ret})")
+            why = "timed out waiting for acknowledgements" if ret == _TIMEOUT else f"return code {ret}"
+            raise TransportError(f"Cyclone DDS refused to write a by-value sample ({why})")
 
     def matched_readers(self) -> list[PeerInfo]:
         dw = self._dw

@@ -106,6 +106,22 @@ COMPARISONS: dict[str, Comparison] = {
             default=False,
         ),
         Comparison(
+            "loanbus-by-value",
+            "loanbus by value",
+            "As loanbus, but the reader asks for Qos(by_value=True): the writer encodes each "
+            "sample to CDR, Cyclone DDS carries it over loopback with the configuration loanbus "
+            "ships, the reader decodes a private copy (the path of a reader on another host). "
+            "history_depth=None, so the by-value reader drops nothing.",
+            default=False,
+        ),
+        Comparison(
+            "loanbus-by-value-defaults",
+            "loanbus by value, Cyclone defaults",
+            "As loanbus-by-value, with Cyclone DDS's default configuration (CYCLONEDDS_URI names "
+            "only the loopback interface and a unicast discovery peer) instead of loanbus's.",
+            default=False,
+        ),
+        Comparison(
             "cyclone-floor",
             "Cyclone DDS 12 B message",
             f"A {FLOOR_BYTES}-byte pre-encoded message written with ddspy_write and taken with "
@@ -143,12 +159,24 @@ def _qos(comparison: str, mode: str) -> loanbus.Qos:
     slots = 2 if mode == "latency" else 32
     if comparison == "loanbus-be":
         return loanbus.Qos(reliability=loanbus.Reliability.BEST_EFFORT, max_samples=slots)
+    by_value = comparison.startswith("loanbus-by-value")
     return loanbus.Qos(
         reliability=loanbus.Reliability.RELIABLE,
         max_samples=slots,
         max_blocking_time=10.0,
         huge_pages=comparison == "loanbus-huge",
+        history_depth=None if by_value else 1,
+        by_value=by_value,
     )
+
+
+# Cyclone DDS's defaults, except what discovery on loopback needs (it has no multicast).
+CYCLONE_DEFAULTS = (
+    '<CycloneDDS xmlns="https://cdds.io/config"><Domain Id="any"><General>'
+    '<Interfaces><NetworkInterface name="lo" /></Interfaces><AllowMulticast>false</AllowMulticast>'
+    "</General><Discovery><ParticipantIndex>auto</ParticipantIndex>"
+    '<Peers><Peer address="127.0.0.1" /></Peers></Discovery></Domain></CycloneDDS>'
+)
 
 
 # -- loanbus -------------------------------------------------------------------------------
@@ -160,6 +188,8 @@ class LoanbusEndpoint:
     def __init__(self, comparison: str, mode: str, role: str, size: int, args: dict[str, Any]) -> None:
         stype = loanbus.ShmemType(f"loanbus_bench::B{size}", np.dtype([("payload", "u1", (size,))]))
         qos = _qos(comparison, mode)
+        if comparison == "loanbus-by-value-defaults":
+            os.environ["CYCLONEDDS_URI"] = CYCLONE_DEFAULTS  # this worker process only
         self._dp = loanbus.DomainParticipant(domain_id=args["domain"])
         send, recv = directions(mode, role)
         self._w = self._r = None
@@ -397,6 +427,8 @@ _ENDPOINTS: dict[str, Callable[..., Endpoint]] = {
     "loanbus": LoanbusEndpoint,
     "loanbus-be": LoanbusEndpoint,
     "loanbus-huge": LoanbusEndpoint,
+    "loanbus-by-value": LoanbusEndpoint,
+    "loanbus-by-value-defaults": LoanbusEndpoint,
     "cyclone-floor": CycloneEndpoint,
     "cyclone-by-value": CycloneEndpoint,
     "pipe": PipeEndpoint,

@@ -94,3 +94,27 @@ def test_bench_refuses_a_size_it_cannot_read() -> None:
     result = _run("bench", "--sizes", "64,lots", timeout=60)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "lots" in result.stderr
+
+
+@pytest.mark.timeout(600)
+def test_the_by_value_comparisons_measure_both_modes_without_losing_a_sample(
+    domain_id: int, tmp_path: Path
+) -> None:
+    """``loanbus-by-value`` (shipped configuration) and ``-defaults`` (Cyclone's) both measure."""
+    out_json = tmp_path / "bench.json"
+    names = ["loanbus-by-value", "loanbus-by-value-defaults"]
+    result = _run(
+        "bench",
+        *("--sizes", "1M", "--iterations", "100", "--chunks", "1", "--domain", str(domain_id)),
+        *("--only", ",".join(names), "--json", str(out_json)),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(out_json.read_text())
+    for name in names:
+        for mode in ("latency", "stream"):
+            [rec] = [r for r in doc["results"] if (r["comparison"], r["mode"]) == (name, mode)]
+            assert "errors" not in rec, rec
+            if mode == "latency":
+                assert rec["rounds"] >= 100 and 0 < rec["median_us"] <= rec["p99_us"]
+            else:  # reliable and history_depth=None: nothing may be lost on the by-value path
+                assert rec["received"] == rec["sent"] == 100 and rec["inconsistent"] == 0
