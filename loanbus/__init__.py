@@ -12,9 +12,10 @@ from loanbus.errors import (
     PoolFormatError,
     TransportError,
 )
-from loanbus.pub import DataWriter, Loan, ReaderMatch, WriterStatistics
+from loanbus.pub import DataWriter, Loan, ReaderMatch
 from loanbus.qos import Durability, Qos, Reliability
-from loanbus.sub import DataReader, LoanedSample, ReaderStatistics, SampleInfo, WriterMatch
+from loanbus.stats import ReaderStatistics, WriterStatistics
+from loanbus.sub import DataReader, LoanedSample, SampleInfo, WriterMatch
 from loanbus.topic import Topic
 from loanbus.types import ShmemType
 

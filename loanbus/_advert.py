@@ -59,6 +59,23 @@ def _decode(data: bytes, kind: str) -> dict[str, Any] | None:
     return doc
 
 
+def peek(data: bytes) -> dict[str, Any] | None:
+    """The loanbus document in user data, of any kind and with every field kept (for tools
+    such as ``loanbus ls``, which show fields newer versions add); None if there is none."""
+    try:
+        doc = json.loads(data.decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get(TAG) != VERSION or not isinstance(doc.get("kind"), str):
+        return None
+    return doc
+
+
+def encode_doc(doc: dict[str, Any]) -> bytes:
+    """A document from ``peek`` as user data again (so the typed decoders can read it)."""
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
 def encode_writer(advert: WriterAdvert) -> bytes:
     return _encode("writer", asdict(advert))
 

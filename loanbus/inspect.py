@@ -6,18 +6,37 @@ Used by ``loanbus ls`` and ``loanbus clean``; reads headers without mapping payl
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from loanbus import _layout as L
 from loanbus._proc import process_alive
 from loanbus._shm import SHM_DIR, unlink_segment, unlink_semaphore, writer_alive_by_lock
+from loanbus._slotstate import SlotState
 from loanbus.pool import semaphore_name
 
 _SEM_PREFIX = "sem."
+_DOMAIN = re.compile(r"^/?(?:sem\.)?loanbus[A-Za-z0-9_-]*\.d(\d+)\.")
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """One slot of a pool as read from /dev/shm: its state, sequence number and holders.
+
+    ``held_by`` lists the hold rows whose cell for this slot is set; ``PoolEntry.readers``
+    names the reader that owns each row.
+    """
+
+    slot: int
+    state: str
+    seq: int
+    timestamp_ns: int
+    held_by: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,18 @@ class PoolEntry:
     state: str | None = None
     problem: str | None = None
     semaphore_only: bool = False
+    type_hash: str | None = None
+    writer_guid: str | None = None
+    sample_size: int | None = None
+    slots: tuple[SlotView, ...] = ()
+    #: The reader id (hex) owning each hold row, "" for a free row.
+    readers: tuple[str, ...] = ()
+
+    @property
+    def domain_id(self) -> int | None:
+        """The DDS domain the pool's name says it belongs to (``/loanbus[tag].d<N>.<topic>...``)."""
+        match = _DOMAIN.match(self.name)
+        return int(match.group(1)) if match else None
 
 
 #: How long an empty, unlocked segment counts as being created. Its creator takes the liveness
@@ -81,11 +112,15 @@ def describe(name: str) -> PoolEntry:
     lock = writer_alive_by_lock(shm_name)
     alive = lock if lock is not None else process_alive(header.writer_pid, header.writer_start_time)
     held = None
+    slots: tuple[SlotView, ...] = ()
+    readers: tuple[str, ...] = ()
     try:
         holds = np.frombuffer(
             _read(path, lay.reader_rows * lay.hold_row_stride, lay.hold_table_offset), dtype="<u8"
         ).reshape(lay.reader_rows, -1)[:, : lay.slot_count]
         held = int(np.count_nonzero(holds.any(axis=0)))
+        slots = _slots(path, lay, holds)
+        readers = _row_owners(path, lay)
     except (OSError, ValueError):
         pass
     return PoolEntry(
@@ -97,7 +132,39 @@ def describe(name: str) -> PoolEntry:
         held_slots=held,
         writer_pid=header.writer_pid,
         state=L.SegmentState(header.state).name,
+        type_hash=header.type_hash.hex(),
+        writer_guid=header.writer_guid.hex(),
+        sample_size=lay.sample_size,
+        slots=slots,
+        readers=readers,
     )
+
+
+_SLOT_STATES = {int(s): s.name for s in SlotState}
+
+
+def _slots(path: str, lay: L.Layout, holds: np.ndarray[Any, Any]) -> tuple[SlotView, ...]:
+    """Every slot's record (state, seq, timestamp) and the rows holding it."""
+    table = np.frombuffer(
+        _read(path, lay.slot_count * L.SLOT_RECORD_SIZE, lay.slot_table_offset), dtype="<u8"
+    ).reshape(lay.slot_count, L.SLOT_WORDS)
+    return tuple(
+        SlotView(
+            slot=i,
+            state=_SLOT_STATES.get(int(rec[L.SLOT_STATE]), f"?{int(rec[L.SLOT_STATE])}"),
+            seq=int(rec[L.SLOT_SEQ]),
+            timestamp_ns=int(rec[L.SLOT_TIMESTAMP]),
+            held_by=tuple(int(r) for r in np.nonzero(holds[:, i])[0]),
+        )
+        for i, rec in enumerate(table)
+    )
+
+
+def _row_owners(path: str, lay: L.Layout) -> tuple[str, ...]:
+    """The reader id owning each hold row ("" where the row is free)."""
+    raw = _read(path, lay.reader_rows * L.OWNER_RECORD_SIZE, lay.owner_table_offset)
+    ids = (raw[i * L.OWNER_RECORD_SIZE : i * L.OWNER_RECORD_SIZE + 16] for i in range(lay.reader_rows))
+    return tuple("" if not any(rid) else rid.hex() for rid in ids)
 
 
 def list_pools(prefix: str = "loanbus") -> list[PoolEntry]:
@@ -141,4 +208,4 @@ def remove_pool(entry: PoolEntry) -> list[str]:
     return removed
 
 
-__all__ = ["PoolEntry", "describe", "list_pools", "reap_dead", "remove_pool"]
+__all__ = ["PoolEntry", "SlotView", "describe", "list_pools", "reap_dead", "remove_pool"]

@@ -316,6 +316,20 @@ class WriterPool:
         self._free.append(slot)
         self.stats.discards += 1
 
+    def occupancy(self) -> tuple[int, int, int, int]:
+        """(free, loaned, written, held) slot counts now; held = a reader's hold cell is set.
+
+        For statistics, off the hot path: it scans the hold rows of attached readers.
+        """
+        loaned = sum(1 for s in self._state if s == SlotState.LOANED)
+        written = len(self._written)
+        held = 0
+        rows = self._attached_rows
+        if rows and self._segment is not None:
+            holds = np.asarray(self._holds).reshape(self.layout.reader_rows, self._row_words)
+            held = int(np.count_nonzero(holds[rows, : self.slot_count].any(axis=0)))
+        return self.slot_count - loaned - written, loaned, written, held
+
     def timestamp(self, slot: int) -> int:
         """The write timestamp (ns) of a written slot."""
         return int(self._slots[slot * L.SLOT_WORDS + L.SLOT_TIMESTAMP])

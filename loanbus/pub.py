@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from loanbus import _advert
+from loanbus import _advert, _statsfeed
 from loanbus._export import DLPackField, field_view
 from loanbus._layout import ABI_VERSION
 from loanbus._lifetime import Closeable, wait_until
@@ -25,6 +25,7 @@ from loanbus.errors import LoanStateError, LoanTimeoutError, PoolFormatError
 from loanbus.inspect import reap_dead
 from loanbus.pool import WriterPool, segment_name, topic_prefix
 from loanbus.qos import Qos
+from loanbus.stats import WriterStatistics
 from loanbus.topic import Topic, by_value_gap, check_endpoint_args
 from loanbus.types import ShmemType
 
@@ -70,26 +71,6 @@ class Loan:
 
     def __repr__(self) -> str:
         return f"Loan(slot={self.slot}, seq={self.sequence_number}, {self._state})"
-
-
-@dataclass(frozen=True)
-class WriterStatistics:
-    """A snapshot of a writer's counters (``DataWriter.statistics()``)."""
-
-    loans: int
-    writes: int
-    discards: int
-    overwrites: int
-    blocked_loans: int
-    loan_timeouts: int
-    exhausted: int
-    matched_readers: int
-    attached_readers: int
-    bytes_written: int
-    by_value_readers: int = 0  # matched readers that need samples by value (remote, plain DDS...)
-    by_value_writes: int = 0  # samples serialised onto the plain topic
-    by_value_bytes: int = 0
-    incompatible_qos: int = 0  # readers DDS reported as QoS-incompatible
 
 
 @dataclass(frozen=True)
@@ -182,6 +163,11 @@ class DataWriter(Closeable, Generic[T]):
         self._by_value_writes = self._by_value_bytes = 0
         self._raw: dict[int, memoryview] = {}
         participant._adopt(self)
+        try:
+            _statsfeed.register(self, participant.transport, self._stats_identity())
+        except BaseException:
+            self.close()
+            raise
 
     def _create_pool(self, domain_id: int, stype: ShmemType, qos: Qos) -> WriterPool:
         """Create the pool under a fresh name; a name someone squats on is never adopted."""
@@ -396,16 +382,37 @@ class DataWriter(Closeable, Generic[T]):
         return self._pool.name
 
     def statistics(self) -> WriterStatistics:
+        """The writer's counters and its pool's occupancy now (see ``loanbus.WriterStatistics``)."""
+        pool = self._pool
+        free, loaned, written, held = pool.occupancy()
         return WriterStatistics(
-            **asdict(self._pool.stats),
+            **asdict(pool.stats),
             matched_readers=self._matched,
-            attached_readers=len(self._pool.attached_readers()),
+            attached_readers=len(pool.attached_readers()),
             bytes_written=self._writes_bytes,
             by_value_readers=self._by_value_readers,
             by_value_writes=self._by_value_writes,
             by_value_bytes=self._by_value_bytes,
             incompatible_qos=sum(e.qos_alarm.count for e in (self._refs, self._values) if e is not None),
+            slots=pool.slot_count,
+            free_slots=free,
+            loaned_slots=loaned,
+            written_slots=written,
+            held_slots=held,
         )
+
+    def _stats_identity(self) -> dict[str, Any]:
+        """Who this writer is, for the statistics that ``loanbus top`` shows."""
+        return {
+            "kind": "writer",
+            "id": self.guid.hex(),
+            "topic": self.topic.name,
+            "type": self.topic.shmem_type.name,
+            "pid": os.getpid(),
+            "reliable": self.qos.reliable,
+            "sample_size": self._size,
+            "segment": self._pool.name,
+        }
 
     def close(self) -> None:
         """Stop publishing, invalidate outstanding loans, unlink the pool (idempotent)."""

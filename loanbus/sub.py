@@ -15,7 +15,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import numpy as np
 
-from loanbus import _advert, _aio
+from loanbus import _advert, _aio, _statsfeed
 from loanbus._byvalue import DecodeError
 from loanbus._export import DLPackField, field_view
 from loanbus._lifetime import Closeable, wait_until
@@ -25,6 +25,7 @@ from loanbus._transport import EndpointQos, RefMessage, RefReader, ValueMessage,
 from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError, TransportError
 from loanbus.pool import ReaderPool
 from loanbus.qos import Qos
+from loanbus.stats import LATENCY_MASK, LatencyWindow, ReaderStatistics
 from loanbus.topic import Topic, by_value_gap, check_endpoint_args
 
 T = TypeVar("T")
@@ -115,25 +116,6 @@ class _CopyPool:
 
     def close(self) -> None:
         pass
-
-
-@dataclass(frozen=True)
-class ReaderStatistics:
-    """A snapshot of a reader's counters (``DataReader.statistics()``)."""
-
-    taken: int
-    returned: int
-    consistency_checks: int
-    inconsistent: int
-    refused_references: int
-    unmappable_writers: int
-    mapped_pools: int
-    lost_writers: int
-    by_value_taken: int = 0  # samples that arrived by value (private copies)
-    by_value_dropped: int = 0  # plain-topic copies of samples this reader maps zero-copy
-    by_value_refused: int = 0  # by-value samples that did not decode into the type
-    map_failures: int = 0  # pools this reader should have mapped but could not (logged as errors)
-    incompatible_qos: int = 0  # writers DDS reported as QoS-incompatible
 
 
 @dataclass(frozen=True)
@@ -258,10 +240,17 @@ class DataReader(Closeable, Generic[T]):
         self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
         self._lost_writers = 0
         self._gone: set[int] = set()  # publication handles of writers whose pools we retired
+        self._latency = LatencyWindow()
+        self._lat = self._latency.values  # write->take ns, stored by _admit at taken & LATENCY_MASK
         self._notifier = notifier = DataNotifier(self, on_data_available)
         release = partial(_release_reader, self._refs, self._pools, notifier, self._values)
         self._arm(f"DataReader on {topic.name!r}", release)
         topic.participant._adopt(self)
+        try:
+            _statsfeed.register(self, topic.participant.transport, self._stats_identity())
+        except BaseException:
+            self.close()
+            raise
         if on_data_available is not None:
             self._notifications()
 
@@ -295,10 +284,11 @@ class DataReader(Closeable, Generic[T]):
 
     def _admit(self, msgs: list[RefMessage]) -> list[LoanedSample]:
         """Samples for the references that are valid; refused ones are logged and counted."""
-        out = []
+        out: list[LoanedSample] = []
         pools = self._pools
         now = time.time_ns()
         sized: set[int] = set()  # pools whose size was checked in this batch (one lseek each)
+        lat, at, mask = self._lat, self._taken, LATENCY_MASK
         for handle, slot, seq, size, timestamp in msgs:
             entry = pools.get(handle)
             if entry is None:
@@ -316,6 +306,8 @@ class DataReader(Closeable, Generic[T]):
             if entry.row is None and self._reliable:
                 entry.row = pool.find_row(self.reader_id)
             entry.outstanding += 1
+            lat[at & mask] = now - timestamp  # write->take latency, for statistics()
+            at += 1
             info = _new_tuple(SampleInfo, (seq, timestamp, True, slot, handle, now))
             out.append(LoanedSample(self, entry, pool.view(slot), info))
         self._taken += len(out)
@@ -335,7 +327,9 @@ class DataReader(Closeable, Generic[T]):
                 log.warning("refused a by-value sample on %r: %s", self.topic.name, exc)
                 continue
             data.flags.writeable = False
-            info = SampleInfo(0, msg.timestamp_ns, True, -1, msg.publication, time.time_ns())
+            now = time.time_ns()
+            info = SampleInfo(0, msg.timestamp_ns, True, -1, msg.publication, now)
+            self._lat[(self._taken + len(out)) & LATENCY_MASK] = now - msg.timestamp_ns
             self._copies.outstanding += 1
             out.append(LoanedSample(self, self._copies, data, info))
         if queue:
@@ -572,8 +566,10 @@ class DataReader(Closeable, Generic[T]):
         return out
 
     def statistics(self) -> ReaderStatistics:
+        """The reader's counters and recent write->take latency (see ``loanbus.ReaderStatistics``)."""
+        taken = self._taken
         return ReaderStatistics(
-            taken=self._taken,
+            taken=taken,
             returned=self._returned,
             consistency_checks=self._checks,
             inconsistent=self._inconsistent,
@@ -587,7 +583,21 @@ class DataReader(Closeable, Generic[T]):
             map_failures=self._map_failures,
             incompatible_qos=self._refs.qos_alarm.count
             + (self._values.qos_alarm.count if self._values else 0),
+            bytes_taken=(taken - self._by_value_taken) * self._stype.itemsize,
+            **self._latency.summary(taken),
         )
+
+    def _stats_identity(self) -> dict[str, Any]:
+        """Who this reader is, for the statistics that ``loanbus top`` shows."""
+        return {
+            "kind": "reader",
+            "id": self.reader_id.hex(),
+            "topic": self.topic.name,
+            "type": self._stype.name,
+            "pid": os.getpid(),
+            "reliable": self._reliable,
+            "sample_size": self._stype.itemsize,
+        }
 
     def __repr__(self) -> str:
         return f"DataReader({self.topic.name!r}{', closed' if self.closed else ''})"

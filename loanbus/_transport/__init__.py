@@ -5,12 +5,18 @@ Everything above this package speaks only the small interface re-exported here; 
 """
 
 from loanbus._transport.cyclone import (
+    STATS_TOPIC,
+    DiscoveredEndpoint,
+    DiscoveredParticipant,
+    DiscoveryReader,
     EndpointQos,
     PeerInfo,
     RawChannel,
     RefMessage,
     RefReader,
     RefWriter,
+    StatsReader,
+    StatsWriter,
     TransportParticipant,
     ValueMessage,
     ValueReader,
@@ -20,12 +26,18 @@ from loanbus._transport.cyclone import (
 )
 
 __all__ = [
+    "STATS_TOPIC",
+    "DiscoveredEndpoint",
+    "DiscoveredParticipant",
+    "DiscoveryReader",
     "EndpointQos",
     "PeerInfo",
     "RawChannel",
     "RefMessage",
     "RefReader",
     "RefWriter",
+    "StatsReader",
+    "StatsWriter",
     "TransportParticipant",
     "ValueMessage",
     "ValueReader",

@@ -10,6 +10,7 @@ Cyclone's ``DDSException`` never escapes: it is wrapped as ``TransportError`` he
 
 from __future__ import annotations
 
+import builtins
 import ctypes as ct
 import logging
 import os
@@ -40,6 +41,7 @@ from cyclonedds.domain import DomainParticipant as _Participant
 from cyclonedds.idl import IdlStruct, make_idl_struct
 from cyclonedds.idl import _machinery as _m
 from cyclonedds.idl import types as _t
+from cyclonedds.idl.annotations import key
 from cyclonedds.idl.types import uint32, uint64
 from cyclonedds.internal import DDS as _DDS
 from cyclonedds.internal import dds_c_t
@@ -74,6 +76,7 @@ _LE_IDS = (1, 7)  # encapsulation 0x0001 CDR_LE, 0x0007 XCDR2 plain LE: same off
 log = logging.getLogger("loanbus")
 _ANY = SampleState.Any | ViewState.Any | InstanceState.Any
 DEFAULT_LEASE = 10.0
+_U64 = (1 << 64) - 1
 
 
 RefMessage = tuple[int, int, int, int, int]
@@ -219,8 +222,10 @@ class TransportParticipant:
     """One Cyclone participant and the topics made in it."""
 
     _dp: _Participant | None = None
+    _stats: StatsWriter | None = None
 
     def __init__(self, domain_id: int, *, lease_duration: float | None = None) -> None:
+        self._stats_lock = threading.Lock()
         _acquire_domain(domain_id, lease_duration)
         self.domain_id = domain_id
         try:
@@ -237,6 +242,13 @@ class TransportParticipant:
     @property
     def guid(self) -> str:
         return str(self._participant().get_guid())
+
+    def stats_writer(self) -> StatsWriter:
+        """The participant's writer of statistics documents (made on first use)."""
+        with self._stats_lock:
+            if self._stats is None:
+                self._stats = StatsWriter(self)
+            return self._stats
 
     def _participant(self) -> _Participant:
         if self._dp is None:
@@ -263,6 +275,10 @@ class TransportParticipant:
         return topic
 
     def close(self) -> None:
+        with self._stats_lock:
+            stats, self._stats = self._stats, None
+        if stats is not None:
+            stats.close()
         dp, self._dp = self._dp, None
         if dp is not None:
             for topic in self._topics.values():
@@ -306,6 +322,8 @@ def _matched_handles(entity: Any, getter: Callable[..., int]) -> list[int]:
     The binding's ``get_matched_publications`` / ``get_matched_subscriptions`` size their
     array with one call and fill it with a second; a match in between makes them index past
     the array (IndexError). Here the buffer has room to spare and is grown until it fits.
+    The binding's handle type is a signed 64-bit integer, but sample infos carry handles as
+    unsigned: half of all handles would differ in sign, so they are returned unsigned here.
     """
     size = 16
     while True:
@@ -314,7 +332,7 @@ def _matched_handles(entity: Any, getter: Callable[..., int]) -> list[int]:
         if ret < 0:
             raise TransportError(f"Cyclone DDS refused to list matched endpoints (return code {ret})")
         if ret <= size:
-            return [int(buf[i]) for i in range(ret)]
+            return [int(buf[i]) & _U64 for i in range(ret)]
         size = ret * 2
 
 
@@ -532,6 +550,198 @@ class RefReader(_ReaderEnd):
             _delete(self._guard)
             _delete(self._condition)
             _delete(dr)
+
+
+# -- observability: statistics and discovery (off the hot path) -----------------------------
+
+STATS_TOPIC = "loanbus_stats"
+
+
+@dataclass
+class StatsSample(IdlStruct, typename="loanbus::Statistics"):
+    """One entity's statistics document (JSON in ``body``), one instance per entity ``id``."""
+
+    # Spelled out: the binding resolves string annotations by name, and str is a builtin.
+    id: builtins.str
+    key("id")
+    body: builtins.str
+
+
+def _stats_qos() -> _Qos:
+    # The newest document of each entity waits in the writer for a late tool to read it.
+    return _Qos(
+        Policy.Reliability.Reliable(duration(seconds=1)),
+        Policy.History.KeepLast(1),
+        Policy.Durability.TransientLocal,
+    )
+
+
+class StatsWriter:
+    """Publishes statistics documents keyed by entity id; safe to call from another thread."""
+
+    def __init__(self, participant: TransportParticipant) -> None:
+        self._lock = threading.Lock()
+        dp = participant._participant()
+        with _wrapped(f"create a writer on {STATS_TOPIC!r}"):
+            self._topic: _Topic | None = _Topic(dp, STATS_TOPIC, StatsSample)
+            self._dw: _Writer | None = _Writer(dp, self._topic, qos=_stats_qos())
+
+    def publish(self, entity_id: str, body: str) -> None:
+        with self._lock:
+            if self._dw is not None:
+                with _wrapped("publish statistics"):
+                    self._dw.write(StatsSample(entity_id, body))
+
+    def dispose(self, entity_id: str) -> None:
+        """Say that an entity is gone, so tools stop showing it."""
+        with self._lock:
+            if self._dw is not None:
+                with _wrapped("dispose statistics"):
+                    self._dw.dispose(StatsSample(entity_id, ""))
+
+    def close(self) -> None:
+        with self._lock:
+            dw, self._dw = self._dw, None
+            topic, self._topic = self._topic, None
+        _delete(dw)
+        _delete(topic)
+
+
+class StatsReader:
+    """Reads the newest statistics document of every live entity in the domain."""
+
+    def __init__(self, participant: TransportParticipant) -> None:
+        dp = participant._participant()
+        with _wrapped(f"create a reader on {STATS_TOPIC!r}"):
+            self._topic: _Topic | None = _Topic(dp, STATS_TOPIC, StatsSample)
+            self._dr: _Reader | None = _Reader(dp, self._topic, qos=_stats_qos())
+            self._alive = ReadCondition(self._dr, SampleState.Any | ViewState.Any | InstanceState.Alive)
+
+    def read(self) -> list[tuple[str, str]]:
+        """(entity id, document) of every live entity, newest document each."""
+        if self._dr is None:
+            raise TransportError("statistics reader is closed")
+        out: list[tuple[str, str]] = []
+        with _wrapped("read statistics"):
+            while True:
+                batch = self._dr.read(N=256, condition=self._alive)
+                out += [(s.id, s.body) for s in batch if s.sample_info.valid_data]
+                if len(batch) < 256:
+                    return list(dict(out).items())
+
+    def close(self) -> None:
+        dr, self._dr = self._dr, None
+        if dr is not None:
+            _delete(self._alive)
+            _delete(dr)
+            _delete(self._topic)
+
+
+@dataclass(frozen=True)
+class DiscoveredParticipant:
+    """A participant of the domain seen through DDS discovery."""
+
+    guid: str
+    user_data: bytes
+
+
+@dataclass(frozen=True)
+class DiscoveredEndpoint:
+    """A writer or reader of the domain seen through DDS discovery (built-in topics)."""
+
+    kind: str  # "writer" or "reader"
+    guid: str
+    participant_guid: str
+    topic: str
+    type_name: str
+    user_data: bytes
+    reliable: bool | None
+
+
+def _policy(qos: Any, policy: Any) -> Any:
+    try:
+        return qos[policy]
+    except (KeyError, AttributeError, TypeError):
+        return None
+
+
+class DiscoveryReader:
+    """What DDS discovery knows of the domain: participants, writers and readers of every
+    other participant, read from the built-in topics DCPSParticipant, DCPSPublication and
+    DCPSSubscription. Discovery is asynchronous: what it knows grows for a moment after
+    the participant joins."""
+
+    def __init__(self, participant: TransportParticipant) -> None:
+        from cyclonedds.builtin import (
+            BuiltinDataReader,
+            BuiltinTopicDcpsParticipant,
+            BuiltinTopicDcpsPublication,
+            BuiltinTopicDcpsSubscription,
+        )
+
+        dp = participant._participant()
+        self._own = participant.guid
+        self._readers: list[Any] = []
+        self._conditions: list[Any] = []
+        with _wrapped("read the built-in discovery topics"):
+            for topic in (
+                BuiltinTopicDcpsParticipant,
+                BuiltinTopicDcpsPublication,
+                BuiltinTopicDcpsSubscription,
+            ):
+                reader = BuiltinDataReader(dp, topic)
+                self._readers.append(reader)
+                self._conditions.append(
+                    ReadCondition(reader, SampleState.Any | ViewState.Any | InstanceState.Alive)
+                )
+
+    def _read(self, index: int) -> list[Any]:
+        if not self._readers:
+            raise TransportError("discovery reader is closed")
+        reader, cond = self._readers[index], self._conditions[index]
+        out: list[Any] = []
+        with _wrapped("read discovery data"):
+            while True:
+                batch = reader.read(N=1024, condition=cond)
+                out += batch
+                if len(batch) < 1024:
+                    return out
+
+    def participants(self) -> list[DiscoveredParticipant]:
+        out = {}
+        for s in self._read(0):
+            guid = str(s.key)
+            if guid != self._own:
+                ud = _policy(s.qos, Policy.Userdata)
+                out[guid] = DiscoveredParticipant(guid, (ud.data or b"") if ud is not None else b"")
+        return list(out.values())
+
+    def endpoints(self) -> list[DiscoveredEndpoint]:
+        out: dict[str, DiscoveredEndpoint] = {}
+        for index, kind in ((1, "writer"), (2, "reader")):
+            for s in self._read(index):
+                if str(s.participant_key) == self._own:
+                    continue
+                ud = _policy(s.qos, Policy.Userdata)
+                rel = _policy(s.qos, Policy.Reliability)
+                out[str(s.key)] = DiscoveredEndpoint(
+                    kind=kind,
+                    guid=str(s.key),
+                    participant_guid=str(s.participant_key),
+                    topic=s.topic_name,
+                    type_name=s.type_name,
+                    user_data=(ud.data or b"") if ud is not None else b"",
+                    reliable=None if rel is None else isinstance(rel, Policy.Reliability.Reliable),
+                )
+        return list(out.values())
+
+    def close(self) -> None:
+        readers, self._readers = self._readers, []
+        for cond in self._conditions:
+            _delete(cond)
+        self._conditions = []
+        for reader in readers:
+            _delete(reader)
 
 
 # -- bench support -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``loanbus``: one command with subcommands (demo, ls, clean, idlc, ...)."""
+"""``loanbus``: one command with subcommands (demo, ls, top, pub, sub, clean, idlc, ...)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ from typing import Any, NoReturn
 import rich_click as click
 
 from loanbus import __version__
+from loanbus.cli._common import Terminated
 from loanbus.cli.bench import bench
 from loanbus.cli.demo import demo
-from loanbus.cli.pools import clean, ls
+from loanbus.cli.ls import ls
+from loanbus.cli.pools import clean
+from loanbus.cli.pubsub import pub, sub
+from loanbus.cli.top import top
 
 
 def _terminate(signum: int, _frame: Any) -> NoReturn:
     # Turn SIGTERM into SystemExit so that context managers close pools and unlink segments.
-    raise SystemExit(128 + signum)
+    raise Terminated(128 + signum)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,8 +29,12 @@ def cli() -> None:
     """loanbus: zero-copy publish/subscribe over shared memory, with Cyclone DDS."""
 
 
+# One line per subcommand, each in its own module under loanbus/cli/.
 cli.add_command(demo)
 cli.add_command(ls)
+cli.add_command(top)
+cli.add_command(pub)
+cli.add_command(sub)
 cli.add_command(clean)
 cli.add_command(bench)
 
