@@ -159,7 +159,8 @@ class WriterPool:
             ).reshape(reader_rows, L.OWNER_RECORD_SIZE)
             self._row_words = layout.hold_row_stride // 8
             self._holds = _words(mm, layout.hold_table_offset, reader_rows * self._row_words)
-            self._payloads = [stype.view(mm, layout.payload_start(i)) for i in range(slot_count)]
+            # slot -> its writable payload view (read-only to callers: DataWriter.get_loan indexes it)
+            self.payloads = [stype.view(mm, layout.payload_start(i)) for i in range(slot_count)]
         except BaseException:
             self.close()
             raise
@@ -167,15 +168,12 @@ class WriterPool:
             self._slots[slot * L.SLOT_WORDS + L.SLOT_SIZE] = layout.sample_size
         # Writer-private mirrors of what it alone writes: no shared-memory reads on the hot path.
         self._state = [SlotState.FREE] * slot_count
-        self._slot_seq = [0] * slot_count
+        self.sequences = [0] * slot_count  # slot -> seq of its last get_loan (read-only to callers)
         self._free: deque[int] = deque(range(slot_count))
         self._written: dict[int, None] = {}  # insertion order = write order, oldest first
         self._row_ids: dict[bytes, int] = {}
         self._attached_rows: list[int] = []
         self._seq = itertools.count(1)
-        # Read-only aliases for DataWriter.get_loan: one attribute read instead of a call.
-        self.payloads = self._payloads
-        self.sequences = self._slot_seq
         # Everything is initialised: advertise readiness last.
         self._header[L.STATE_WORD] = L.SegmentState.READY
 
@@ -191,10 +189,10 @@ class WriterPool:
 
     def payload(self, slot: int) -> np.ndarray[Any, Any]:
         """The writable view of a slot's payload (0-d structured, or of the type's shape)."""
-        return self._payloads[slot]
+        return self.payloads[slot]
 
     def slot_sequence(self, slot: int) -> int:
-        return self._slot_seq[slot]
+        return self.sequences[slot]
 
     def slot_state(self, slot: int) -> SlotState:
         return self._state[slot]
@@ -220,7 +218,7 @@ class WriterPool:
             self.stats.overwrites += 1
         self._state[slot] = _step(table, self._state[slot], event)
         seq = next(self._seq)
-        self._slot_seq[slot] = seq
+        self.sequences[slot] = seq
         base = slot * L.SLOT_WORDS
         self._slots[base + L.SLOT_SEQ] = seq  # from here on every older reference is invalid
         self._slots[base + L.SLOT_STATE] = SlotState.LOANED
@@ -297,7 +295,7 @@ class WriterPool:
     def publish(self, slot: int, timestamp_ns: int) -> int:
         """Mark a loaned slot WRITTEN and set attached readers' holds; returns its sequence number."""
         self._state[slot] = _step(_ON_WRITE, self._state[slot], SlotEvent.WRITE)
-        seq = self._slot_seq[slot]
+        seq = self.sequences[slot]
         words, base = self._slots, slot * L.SLOT_WORDS
         words[base + L.SLOT_TIMESTAMP] = timestamp_ns
         words[base + L.SLOT_STATE] = SlotState.WRITTEN
@@ -337,7 +335,7 @@ class WriterPool:
     def newest_written(self, count: int) -> list[tuple[int, int]]:
         """(slot, seq) of up to ``count`` newest written slots, oldest first."""
         slots = list(self._written)[-count:] if count > 0 else []
-        return [(s, self._slot_seq[s]) for s in slots]
+        return [(s, self.sequences[s]) for s in slots]
 
     # -- reader rows -------------------------------------------------------------------
 
@@ -395,9 +393,9 @@ class WriterPool:
                 header[L.STATE_WORD] = L.SegmentState.CLOSED
             seg.unlink()
             _release_views(*(self.__dict__.pop(n, None) for n in ("_header", "_slots", "_holds")))
-            # Every view of the mapping goes, the ``payloads`` alias too: a closed pool must not
-            # keep the mapping alive; only the user's own views may (docs/ecosystem.md).
-            for name in ("_owners", "_payloads", "payloads"):
+            # Every view of the mapping goes: a closed pool must not keep the mapping alive;
+            # only the user's own views may (docs/ecosystem.md).
+            for name in ("_owners", "payloads"):
                 self.__dict__.pop(name, None)
             seg.close()
         if sem is not None:

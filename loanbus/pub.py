@@ -242,10 +242,11 @@ class DataWriter(Closeable, Generic[T]):
 
     def _write_by_value(self, slot: int, ts: int) -> None:
         """Serialise the slot onto the plain topic (only while a by-value reader is matched)."""
+        payload = self._pool.payload(slot)
         raw = self._raw.get(slot)
         if raw is None:
-            raw = self._raw[slot] = memoryview(self._pool.payload(slot).reshape(1).view(np.uint8).data)
-        data = self._value_type.encode(self._pool.payload(slot), raw)
+            raw = self._raw[slot] = memoryview(payload.reshape(1).view(np.uint8).data)
+        data = self._value_type.encode(payload, raw)
         assert self._values is not None
         self._values.write(data, ts)
         self._by_value_writes += 1
