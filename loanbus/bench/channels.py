@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from loanbus.bench import iox
 from loanbus.pool import shm_prefix
 
 FLOOR_BYTES = 12  # the bare Cyclone message: the size of a slot reference without padding
+REF_BYTES = 24  # loanbus's reference as it crosses DDS (sequence, size, slot, padding)
 CTX = mp.get_context("spawn")
+_REF = struct.Struct("<QQI4x")  # sequence, size, slot: loanbus's reference layout after the header
 
 
 class Endpoint(Protocol):
@@ -126,6 +129,18 @@ COMPARISONS: dict[str, Comparison] = {
             "Cyclone DDS 12 B message",
             f"A {FLOOR_BYTES}-byte pre-encoded message written with ddspy_write and taken with "
             "ddspy_take, reliable keep-all: the floor of the loanbus design.",
+        ),
+        Comparison(
+            "cyclone-ref",
+            "reference exchange, no API",
+            f"What a loanbus sample costs at the least in Python: a {REF_BYTES}-byte pre-encoded "
+            "reference (as loanbus's) through Cyclone DDS, reliable keep-all, and on a shared "
+            "buffer the sender stores a sequence word and byte 0, the receiver reads byte 0 and "
+            "compares the word. No loans, samples, pool bookkeeping or checks: the ceiling of "
+            "what a compiled loanbus core could reach. Latency only: with one shared buffer and "
+            "no flow control, a stream would only measure overwrites.",
+            modes=("latency",),
+            default=False,
         ),
         Comparison(
             "cyclone-by-value",
@@ -242,7 +257,8 @@ class CycloneEndpoint:
     def __init__(self, comparison: str, mode: str, role: str, size: int, args: dict[str, Any]) -> None:
         from loanbus._transport import RawChannel, TransportParticipant
 
-        nbytes = FLOOR_BYTES if comparison == "cyclone-floor" else size
+        nbytes = {"cyclone-floor": FLOOR_BYTES, "cyclone-ref": REF_BYTES}.get(comparison, size)
+        self._size = size
         self._cdr = np.zeros(4 + nbytes, np.uint8)
         self._cdr[1] = 1  # CDR little-endian encapsulation header: 00 01 00 00
         self._buf = self._cdr.data
@@ -280,6 +296,52 @@ class CycloneEndpoint:
     def close(self) -> None:
         self._ch.close()
         self._dp.close()
+
+
+class RefFloorEndpoint(CycloneEndpoint):
+    """The 24-byte reference through Cyclone plus the least shared-memory work a sample needs."""
+
+    def __init__(self, comparison: str, mode: str, role: str, size: int, args: dict[str, Any]) -> None:
+        super().__init__(comparison, mode, role, size, args)
+        send, recv = directions(mode, role)
+        names = args["names"]
+        self._out = _ShmDirection(names[send], size + 8) if send else None
+        self._in = _ShmDirection(names[recv], size + 8) if recv else None
+        self._seq = 0
+
+    def send(self, tag: int) -> None:
+        out = self._out
+        assert out is not None
+        self._seq += 1
+        out.words[0] = self._seq  # the slot's sequence word, stamped before the payload
+        out.view[8] = tag
+        _REF.pack_into(self._buf, 4, self._seq, self._size, 0)
+        self._ch.write(self._buf)
+
+    def _consume(self, data: bytes) -> tuple[int, bool]:
+        """The tag, and whether the sequence word still matches (is_data_consistent's work)."""
+        inp = self._in
+        assert inp is not None
+        seq = _REF.unpack_from(data, 4)[0]
+        tag = int(inp.view[8])
+        return tag, inp.words[0] == seq
+
+    def recv(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self._ch.take(1)
+            if got:
+                return self._consume(got[0])[0]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._ch.wait(remaining)
+
+    def close(self) -> None:
+        super().close()
+        for d in (self._out, self._in):
+            if d is not None:
+                d.close()
 
 
 # -- multiprocessing Pipe ------------------------------------------------------------------
@@ -370,12 +432,14 @@ class _ShmDirection:
         self.mapping = mmap.mmap(shm.fd, size)
         os.close(shm.fd)
         self.view = np.frombuffer(self.mapping, np.uint8, count=size)
+        self.words = memoryview(self.mapping)[:8].cast("Q")
         self.full = posix_ipc.Semaphore(name + ".full")
         self.empty = posix_ipc.Semaphore(name + ".empty")
 
     def close(self) -> None:
         self.full.close()
         self.empty.close()
+        self.words.release()
         del self.view
         self.mapping.close()
 
@@ -430,6 +494,7 @@ _ENDPOINTS: dict[str, Callable[..., Endpoint]] = {
     "loanbus-by-value": LoanbusEndpoint,
     "loanbus-by-value-defaults": LoanbusEndpoint,
     "cyclone-floor": CycloneEndpoint,
+    "cyclone-ref": RefFloorEndpoint,
     "cyclone-by-value": CycloneEndpoint,
     "pipe": PipeEndpoint,
     "posix-shm": PosixEndpoint,
@@ -443,6 +508,12 @@ def prepare(comparison: str, mode: str, size: int, domain: int, tag: str) -> Pre
         return _prepare_pipe()
     if comparison == "posix-shm":
         return _prepare_posix(mode, size)
+    if comparison == "cyclone-ref":  # a shared buffer per direction (its semaphores stay unused)
+        prepared = _prepare_posix(mode, size + 8)
+        common = {"domain": domain, "topic": f"bench_{tag}_"}
+        for role_args in prepared.args.values():
+            role_args.update(common)
+        return prepared
     common = {"domain": domain, "topic": f"bench_{tag}_"}
     return Prepared({"a": dict(common), "b": dict(common)})
 

@@ -206,8 +206,9 @@ def print_report(
             console.print(f"[red]error[/] {r['comparison']} {r['mode']} {fmt_size(r['size'])}: {e}")
 
 
-def print_targets(console: Console, found: list[Target]) -> None:
-    table = Table(title="targets")
+def print_targets(console: Console, found: list[Target], pinned: tuple[int, int] | None = None) -> None:
+    where = "processes not pinned" if pinned is None else f"processes pinned to CPUs {pinned[0]}, {pinned[1]}"
+    table = Table(title=f"targets ({where})")
     table.add_column("target")
     table.add_column("measured", justify="right")
     table.add_column("", justify="left")

@@ -12,6 +12,7 @@ are the median of the per-chunk ratios.
 
 from __future__ import annotations
 
+import os
 import queue
 import statistics
 import time
@@ -146,6 +147,12 @@ def _stream_reader(ep: Any, stop: Any) -> dict[str, Any]:
     }
 
 
+def pin_cpus() -> tuple[int, int] | None:
+    """The two CPUs ``--pin`` gives roles a and b, or None if this process may use fewer."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+
+
 def worker(
     comparison: str,
     mode: str,
@@ -157,20 +164,25 @@ def worker(
     stop: Any,
     finished: Any,
     results: Any,
+    cpu: int | None = None,
 ) -> None:
     """The body of one worker process: open, wait for the peer, measure, report, close.
 
     ``stop`` tells role b that role a is done (b then drains what is left); ``finished``
     tells role a that b has reported, so a's writer outlives every sample b still takes.
+    ``cpu``: pin the process, before any thread starts, so its threads all inherit it.
     """
     ep = None
     try:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
         ep = open_endpoint(comparison, mode, role, size, args)
         _wait_ready(ep, barrier)
         if mode == "latency":
             res = _ping(ep, budget) if role == "a" else _pong(ep, stop)
         else:
             res = _stream_writer(ep, budget) if role == "a" else _stream_reader(ep, stop)
+        res["affinity"] = sorted(os.sched_getaffinity(0))
         results.put((role, res))
         if role == "a":
             finished.wait(60)  # keep the endpoint until the reader is done with its samples
@@ -182,8 +194,19 @@ def worker(
             ep.close()
 
 
-def run_once(comparison: str, mode: str, size: int, domain: int, budget: Budget, tag: str) -> dict[str, Any]:
-    """One measurement in two fresh processes; a dict of figures or ``{"error": ...}``."""
+def run_once(
+    comparison: str,
+    mode: str,
+    size: int,
+    domain: int,
+    budget: Budget,
+    tag: str,
+    cpus: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """One measurement in two fresh processes; a dict of figures or ``{"error": ...}``.
+
+    ``cpus``: pin role a to the first CPU and role b to the second (``loanbus bench --pin``).
+    """
     prepared = prepare(comparison, mode, size, domain, tag)
     barrier, stop, finished, results = CTX.Barrier(2), CTX.Event(), CTX.Event(), CTX.Queue()
     procs = [
@@ -200,6 +223,7 @@ def run_once(comparison: str, mode: str, size: int, domain: int, budget: Budget,
                 stop,
                 finished,
                 results,
+                None if cpus is None else cpus[0 if role == "a" else 1],
             ),
             name=f"bench-{comparison}-{role}",
             daemon=True,
@@ -234,7 +258,9 @@ def run_once(comparison: str, mode: str, size: int, domain: int, budget: Budget,
     if errors or len(got) < 2:
         return {"error": "; ".join(errors) or "a worker process died or hung"}
     # The floor carries a 12-byte message whatever the size: count the bytes it really moved.
-    return _figures(mode, FLOOR_BYTES if comparison == "cyclone-floor" else size, got["a"], got["b"])
+    figures = _figures(mode, FLOOR_BYTES if comparison == "cyclone-floor" else size, got["a"], got["b"])
+    figures["affinity"] = {"a": got["a"]["affinity"], "b": got["b"]["affinity"]}
+    return figures
 
 
 def _figures(mode: str, size: int, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -275,6 +301,7 @@ class Plan:
     budget: Budget
     chunks: int
     domain: int
+    pinned: tuple[int, int] | None = None  # CPUs of roles a and b (--pin), None: not pinned
 
     def runs(self) -> list[tuple[int, int, str, str]]:
         """(size, chunk, mode, comparison) in the order they run: latency chunks interleaved."""
@@ -295,7 +322,8 @@ def run_plan(plan: Plan, on_step: Callable[[str], None] | None = None) -> list[d
         if on_step is not None:
             on_step(f"{comp} {mode} {size:,} B" + (f" chunk {chunk + 1}" if mode == "latency" else ""))
         budget = lat_budget if mode == "latency" else plan.budget
-        res = run_once(comp, mode, size, plan.domain, budget, tag=f"{i}{int(time.time() * 1000) % 10**6}")
+        tag = f"{i}{int(time.time() * 1000) % 10**6}"
+        res = run_once(comp, mode, size, plan.domain, budget, tag, plan.pinned)
         rec = merged.setdefault((comp, size, mode), {"comparison": comp, "size": size, "mode": mode})
         if "error" in res:
             rec.setdefault("errors", []).append(res["error"])
@@ -321,5 +349,6 @@ def _summarise(rec: dict[str, Any]) -> dict[str, Any]:
         pong_cpu_us=statistics.median(c["cpu_b_us"] for _, c in chunks),
         ping_rss=max(c["rss_a"] for _, c in chunks),
         pong_rss=max(c["rss_b"] for _, c in chunks),
+        affinity=chunks[0][1]["affinity"],  # the CPUs each role may run on (the same every chunk)
     )
     return rec

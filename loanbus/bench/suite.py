@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from loanbus.bench import report
 from loanbus.bench.channels import COMPARISONS
-from loanbus.bench.runner import Budget, Plan, run_plan
+from loanbus.bench.runner import Budget, Plan, pin_cpus, run_plan
 
 DEFAULT_SIZES = [64, 64 * 1024, 1024 * 1024, report.FRAME, 64 * 1024 * 1024]
 
@@ -42,6 +42,7 @@ def run(
     png_path: str | None,
     console: Console,
     command: str,
+    pin: bool = False,
 ) -> dict[str, Any]:
     """Measure, print and write; returns the JSON document."""
     wanted = only or default_comparisons()
@@ -52,11 +53,17 @@ def run(
         console.print(f"[yellow]skipping {name}[/]: {why}")
     comparisons = [c for c in wanted if c not in skipped]
     labels = {name: c.label for name, c in COMPARISONS.items()}
-    plan = Plan(comparisons=comparisons, sizes=sizes, budget=budget, chunks=chunks, domain=domain)
+    pinned = pin_cpus() if pin else None
+    if pin and pinned is None:
+        raise ValueError("pinning needs two CPUs, and this process may use only one")
+    plan = Plan(
+        comparisons=comparisons, sizes=sizes, budget=budget, chunks=chunks, domain=domain, pinned=pinned
+    )
     console.print(
         f"[bold]loanbus bench[/]: {len(comparisons)} comparisons x {len(sizes)} sizes, "
         f"{budget.iterations or budget.seconds} {'rounds' if budget.iterations else 's'} per measurement, "
-        f"latency in {chunks} alternating chunks, DDS domain {domain}"
+        f"latency in {chunks} alternating chunks, DDS domain {domain}, "
+        + (f"processes pinned to CPUs {pinned[0]} and {pinned[1]}" if pinned else "processes not pinned")
     )
     for name in comparisons:
         console.print(f"  [bold]{labels[name]}[/]: {COMPARISONS[name].method}", highlight=False)
@@ -83,7 +90,7 @@ def run(
         progress.advance(task)
     report.print_report(console, records, comparisons, sizes)
     found = report.targets(records)
-    report.print_targets(console, found)
+    report.print_targets(console, found, pinned)
     document = {
         "loanbus": _version("loanbus"),
         "cyclonedds": _version("cyclonedds"),

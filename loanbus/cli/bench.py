@@ -10,7 +10,7 @@ from rich.console import Console
 
 from loanbus.bench import suite
 from loanbus.bench.channels import COMPARISONS
-from loanbus.bench.runner import Budget
+from loanbus.bench.runner import Budget, pin_cpus
 
 _UNITS = {
     "": 1,
@@ -58,6 +58,11 @@ def _parse_size(text: str) -> int:
 @click.option("--json", "json_path", default=None, help="Write the results as JSON to this file.")
 @click.option("--png", "png_path", default=None, help="Write a plot to this PNG file (needs matplotlib).")
 @click.option("--domain", "domain_id", default=0, show_default=True, help="DDS domain id of the runs.")
+@click.option(
+    "--pin",
+    is_flag=True,
+    help="Pin the two processes of each run to two different CPUs (every comparison alike).",
+)
 def bench(
     sizes: str,
     seconds: float | None,
@@ -67,6 +72,7 @@ def bench(
     json_path: str | None,
     png_path: str | None,
     domain_id: int,
+    pin: bool,
 ) -> None:
     """Measure loanbus against bare Cyclone DDS, Cyclone by value, Pipe, POSIX shm and iceoryx2."""
     if seconds is not None and iterations is not None:
@@ -96,6 +102,8 @@ def bench(
             import matplotlib  # noqa: F401
         except ImportError:
             raise click.UsageError("--png needs matplotlib: pip install 'loanbus[bench]'") from None
+    if pin and pin_cpus() is None:
+        raise click.UsageError("--pin needs two CPUs, and this process may use only one")
     budget = Budget(iterations=iterations) if iterations is not None else Budget(seconds=seconds or 2.0)
     suite.run(
         sizes=size_list,
@@ -107,4 +115,5 @@ def bench(
         png_path=png_path,
         console=Console() if sys.stdout.isatty() else Console(width=150),
         command=shlex.join(["loanbus", *sys.argv[1:]]),
+        pin=pin,
     )

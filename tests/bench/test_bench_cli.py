@@ -118,3 +118,72 @@ def test_the_by_value_comparisons_measure_both_modes_without_losing_a_sample(
                 assert rec["rounds"] >= 100 and 0 < rec["median_us"] <= rec["p99_us"]
             else:  # reliable and history_depth=None: nothing may be lost on the by-value path
                 assert rec["received"] == rec["sent"] == 100 and rec["inconsistent"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_the_reference_exchange_floor_measures_its_latency(domain_id: int, tmp_path: Path) -> None:
+    """``cyclone-ref``: loanbus's 24-byte reference plus a shared sequence word, ping-pong only."""
+    out_json = tmp_path / "bench.json"
+    result = _run(
+        "bench",
+        *("--sizes", "64K", "--iterations", "200", "--chunks", "1", "--domain", str(domain_id)),
+        *("--only", "cyclone-ref", "--json", str(out_json)),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(out_json.read_text())
+    recs = [r for r in doc["results"] if r["comparison"] == "cyclone-ref"]
+    assert [r["mode"] for r in recs] == ["latency"]  # a stream would only measure overwrites
+    [rec] = recs
+    assert "errors" not in rec, rec
+    assert rec["rounds"] >= 100 and 0 < rec["median_us"] <= rec["p99_us"]
+    assert rec["ping_cpu_us"] > 0 and rec["pong_rss"] > 0
+    assert "cyclone-ref" in {r["comparison"] for r in doc["ratios"]}
+
+
+@pytest.mark.timeout(300)
+def test_pin_puts_the_two_processes_of_each_run_on_two_different_cpus(domain_id: int, tmp_path: Path) -> None:
+    """``--pin``: each worker reports the CPUs it may run on; role a gets one, role b another."""
+    out_json = tmp_path / "bench.json"
+    result = _run(
+        "bench",
+        *("--sizes", "64", "--iterations", "100", "--chunks", "1", "--domain", str(domain_id)),
+        *("--only", "cyclone-floor", "--pin", "--json", str(out_json)),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(out_json.read_text())
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    assert doc["plan"]["pinned"] == [first, second]
+    assert "pinned to CPUs" in result.stdout
+    recs = [r for r in doc["results"] if "errors" not in r]
+    assert {(r["comparison"], r["mode"]) for r in recs} >= {("loanbus", "latency"), ("loanbus", "stream")}
+    for rec in recs:
+        assert rec["affinity"] == {"a": [first], "b": [second]}, rec
+
+
+def test_pin_refuses_a_process_that_may_use_one_cpu_in_one_line() -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    result = subprocess.run(
+        [*LOANBUS, "bench", "--pin", "--sizes", "64"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "--pin needs two CPUs" in result.stderr
+
+
+def test_an_unpinned_run_says_so_and_leaves_the_cpus_to_the_scheduler(domain_id: int, tmp_path: Path) -> None:
+    out_json = tmp_path / "bench.json"
+    result = _run(
+        "bench",
+        *("--sizes", "64", "--iterations", "100", "--chunks", "1", "--domain", str(domain_id)),
+        *("--only", "cyclone-floor", "--json", str(out_json)),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(out_json.read_text())
+    assert doc["plan"]["pinned"] is None and "processes not pinned" in result.stdout
+    every = sorted(os.sched_getaffinity(0))
+    for rec in doc["results"]:
+        assert rec["affinity"] == {"a": every, "b": every}, rec
