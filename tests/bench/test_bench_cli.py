@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,17 +121,23 @@ def test_the_by_value_comparisons_measure_both_modes_without_losing_a_sample(
                 assert rec["received"] == rec["sent"] == 100 and rec["inconsistent"] == 0
 
 
-@pytest.mark.timeout(300)
-def test_the_reference_exchange_floor_measures_its_latency(domain_id: int, tmp_path: Path) -> None:
-    """``cyclone-ref``: loanbus's 24-byte reference plus a shared sequence word, ping-pong only."""
+def _small_run(domain_id: int, tmp_path: Path, *args: str) -> tuple[str, dict[str, Any]]:
+    """A short ``loanbus bench`` (one chunk, 64 B unless ``args`` say otherwise): stdout and JSON."""
     out_json = tmp_path / "bench.json"
     result = _run(
         "bench",
-        *("--sizes", "64K", "--iterations", "200", "--chunks", "1", "--domain", str(domain_id)),
-        *("--only", "cyclone-ref", "--json", str(out_json)),
+        *("--sizes", "64", "--iterations", "100", "--chunks", "1", "--domain", str(domain_id)),
+        *args,
+        *("--json", str(out_json)),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    doc = json.loads(out_json.read_text())
+    return result.stdout, json.loads(out_json.read_text())
+
+
+@pytest.mark.timeout(300)
+def test_the_reference_exchange_floor_measures_its_latency(domain_id: int, tmp_path: Path) -> None:
+    """``cyclone-ref``: loanbus's 24-byte reference plus a shared sequence word, ping-pong only."""
+    _, doc = _small_run(domain_id, tmp_path, "--sizes", "64K", "--iterations", "200", "--only", "cyclone-ref")
     recs = [r for r in doc["results"] if r["comparison"] == "cyclone-ref"]
     assert [r["mode"] for r in recs] == ["latency"]  # a stream would only measure overwrites
     [rec] = recs
@@ -143,17 +150,10 @@ def test_the_reference_exchange_floor_measures_its_latency(domain_id: int, tmp_p
 @pytest.mark.timeout(300)
 def test_pin_puts_the_two_processes_of_each_run_on_two_different_cpus(domain_id: int, tmp_path: Path) -> None:
     """``--pin``: each worker reports the CPUs it may run on; role a gets one, role b another."""
-    out_json = tmp_path / "bench.json"
-    result = _run(
-        "bench",
-        *("--sizes", "64", "--iterations", "100", "--chunks", "1", "--domain", str(domain_id)),
-        *("--only", "cyclone-floor", "--pin", "--json", str(out_json)),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    doc = json.loads(out_json.read_text())
+    stdout, doc = _small_run(domain_id, tmp_path, "--only", "cyclone-floor", "--pin")
     first, second = sorted(os.sched_getaffinity(0))[:2]
     assert doc["plan"]["pinned"] == [first, second]
-    assert "pinned to CPUs" in result.stdout
+    assert "pinned to CPUs" in stdout
     recs = [r for r in doc["results"] if "errors" not in r]
     assert {(r["comparison"], r["mode"]) for r in recs} >= {("loanbus", "latency"), ("loanbus", "stream")}
     for rec in recs:
@@ -175,15 +175,8 @@ def test_pin_refuses_a_process_that_may_use_one_cpu_in_one_line() -> None:
 
 
 def test_an_unpinned_run_says_so_and_leaves_the_cpus_to_the_scheduler(domain_id: int, tmp_path: Path) -> None:
-    out_json = tmp_path / "bench.json"
-    result = _run(
-        "bench",
-        *("--sizes", "64", "--iterations", "100", "--chunks", "1", "--domain", str(domain_id)),
-        *("--only", "cyclone-floor", "--json", str(out_json)),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    doc = json.loads(out_json.read_text())
-    assert doc["plan"]["pinned"] is None and "processes not pinned" in result.stdout
+    stdout, doc = _small_run(domain_id, tmp_path, "--only", "cyclone-floor")
+    assert doc["plan"]["pinned"] is None and "processes not pinned" in stdout
     every = sorted(os.sched_getaffinity(0))
     for rec in doc["results"]:
         assert rec["affinity"] == {"a": every, "b": every}, rec
