@@ -308,6 +308,7 @@ class RefFloorEndpoint(CycloneEndpoint):
         self._out = _ShmDirection(names[send], size + 8) if send else None
         self._in = _ShmDirection(names[recv], size + 8) if recv else None
         self._seq = 0
+        self.consistent = True  # whether the last reference's sequence word still matched
 
     def send(self, tag: int) -> None:
         out = self._out
@@ -318,20 +319,20 @@ class RefFloorEndpoint(CycloneEndpoint):
         _REF.pack_into(self._buf, 4, self._seq, self._size, 0)
         self._ch.write(self._buf)
 
-    def _consume(self, data: bytes) -> tuple[int, bool]:
-        """The tag, and whether the sequence word still matches (is_data_consistent's work)."""
+    def _consume(self, data: bytes) -> int:
+        """The tag, after comparing the sequence word as ``is_data_consistent`` does."""
         inp = self._in
         assert inp is not None
-        seq = _REF.unpack_from(data, 4)[0]
         tag = int(inp.view[8])
-        return tag, inp.words[0] == seq
+        self.consistent = inp.words[0] == _REF.unpack_from(data, 4)[0]
+        return tag
 
     def recv(self, timeout: float) -> int | None:
         deadline = time.monotonic() + timeout
         while True:
             got = self._ch.take(1)
             if got:
-                return self._consume(got[0])[0]
+                return self._consume(got[0])
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
