@@ -101,9 +101,19 @@ class IceoryxEndpoint:
 
     def send(self, tag: int) -> None:
         assert self._pub is not None and self._notifier is not None
-        sample = self._pub.loan_uninit()
-        ctypes.c_uint8.from_address(sample.payload_ptr).value = tag
-        sample.assume_init().send()
+        deadline = None
+        while True:
+            sample = self._pub.loan_uninit()
+            ctypes.c_uint8.from_address(sample.payload_ptr).value = tag
+            if sample.assume_init().send():  # the count of subscribers that got it
+                break
+            # None: the subscriber is in the service's list (ready() saw it) but the publisher
+            # has no connection to it yet; the sample went nowhere. Send it again rather than
+            # count a loss that is only iceoryx2 connecting lazily.
+            deadline = deadline or time.monotonic() + 10.0
+            if time.monotonic() > deadline:
+                raise RuntimeError("iceoryx2: no subscriber connected to the publisher within 10 s")
+            self._pub.update_connections()
         self._notifier.notify()
 
     def _take(self) -> int | None:

@@ -67,7 +67,7 @@ def test_a_tiny_bench_run_writes_json_and_png_with_every_comparison(domain_id: i
                     assert rec["received"] > 0 and rec["samples_per_s"] > 0, rec
                     assert rec["writer_cpu_us"] > 0 and rec["reader_rss"] > 0
                     if name != "loanbus-be":  # best effort may lose and overwrite; the others may not
-                        assert rec["received"] == rec["sent"] == 200 and rec["inconsistent"] == 0
+                        assert rec["received"] == rec["sent"] == 200 and rec["inconsistent"] == 0, rec
     measured = {r["comparison"] for r in doc["ratios"]}
     assert {"cyclone-floor", "cyclone-by-value", "pipe", "posix-shm"} <= measured
     assert len(doc["targets"]) == 6 and all(t["met"] is None for t in doc["targets"][:3])  # no 6.2 MB here
