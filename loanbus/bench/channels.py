@@ -30,6 +30,7 @@ from loanbus.pool import shm_prefix
 
 FLOOR_BYTES = 12  # the bare Cyclone message: the size of a slot reference without padding
 REF_BYTES = 24  # loanbus's reference as it crosses DDS (sequence, size, slot, padding)
+REF_HEADER = 16  # cyclone-ref's shared buffer: sequence word, hold word, then the payload
 CTX = mp.get_context("spawn")
 _REF = struct.Struct("<QQI4x")  # sequence, size, slot: loanbus's reference layout after the header
 
@@ -139,6 +140,18 @@ COMPARISONS: dict[str, Comparison] = {
             "compares the word. No loans, samples, pool bookkeeping or checks: the ceiling of "
             "what a compiled loanbus core could reach. Latency only: with one shared buffer and "
             "no flow control, a stream would only measure overwrites.",
+            modes=("latency",),
+            default=False,
+        ),
+        Comparison(
+            "python-floor",
+            "thinnest Python API",
+            "cyclone-ref plus the least Python that loanbus's API implies: get_loan returns a loan "
+            "object whose data is a 0-d structured numpy view, write consumes it, take returns a "
+            "list of sample objects with an info tuple and a read-only view, is_data_consistent "
+            "compares the sequence word, return_loan clears a hold word; used exactly as the "
+            "loanbus comparison uses its writer and reader. One slot, no bookkeeping, no checks: "
+            "no Python implementation of the API can go under it. Latency only.",
             modes=("latency",),
             default=False,
         ),
@@ -257,7 +270,9 @@ class CycloneEndpoint:
     def __init__(self, comparison: str, mode: str, role: str, size: int, args: dict[str, Any]) -> None:
         from loanbus._transport import RawChannel, TransportParticipant
 
-        nbytes = {"cyclone-floor": FLOOR_BYTES, "cyclone-ref": REF_BYTES}.get(comparison, size)
+        nbytes = {"cyclone-floor": FLOOR_BYTES, "cyclone-ref": REF_BYTES, "python-floor": REF_BYTES}.get(
+            comparison, size
+        )
         self._size = size
         self._cdr = np.zeros(4 + nbytes, np.uint8)
         self._cdr[1] = 1  # CDR little-endian encapsulation header: 00 01 00 00
@@ -301,12 +316,14 @@ class CycloneEndpoint:
 class RefFloorEndpoint(CycloneEndpoint):
     """The 24-byte reference through Cyclone plus the least shared-memory work a sample needs."""
 
+    HEADER = REF_HEADER
+
     def __init__(self, comparison: str, mode: str, role: str, size: int, args: dict[str, Any]) -> None:
         super().__init__(comparison, mode, role, size, args)
         send, recv = directions(mode, role)
         names = args["names"]
-        self._out = _ShmDirection(names[send], size + 8) if send else None
-        self._in = _ShmDirection(names[recv], size + 8) if recv else None
+        self._out = _ShmDirection(names[send], size + self.HEADER) if send else None
+        self._in = _ShmDirection(names[recv], size + self.HEADER) if recv else None
         self._seq = 0
         self.consistent = True  # whether the last reference's sequence word still matched
 
@@ -315,7 +332,7 @@ class RefFloorEndpoint(CycloneEndpoint):
         assert out is not None
         self._seq += 1
         out.words[0] = self._seq  # the slot's sequence word, stamped before the payload
-        out.view[8] = tag
+        out.view[REF_HEADER] = tag  # byte 0 of the payload
         _REF.pack_into(self._buf, 4, self._seq, self._size, 0)
         self._ch.write(self._buf)
 
@@ -323,7 +340,7 @@ class RefFloorEndpoint(CycloneEndpoint):
         """The tag, after comparing the sequence word as ``is_data_consistent`` does."""
         inp = self._in
         assert inp is not None
-        tag = int(inp.view[8])
+        tag = int(inp.view[REF_HEADER])
         self.consistent = inp.words[0] == _REF.unpack_from(data, 4)[0]
         return tag
 
@@ -433,7 +450,7 @@ class _ShmDirection:
         self.mapping = mmap.mmap(shm.fd, size)
         os.close(shm.fd)
         self.view = np.frombuffer(self.mapping, np.uint8, count=size)
-        self.words = memoryview(self.mapping)[:8].cast("Q")
+        self.words = memoryview(self.mapping)[:16].cast("Q")  # cyclone-ref: sequence, hold
         self.full = posix_ipc.Semaphore(name + ".full")
         self.empty = posix_ipc.Semaphore(name + ".empty")
 
@@ -496,11 +513,18 @@ _ENDPOINTS: dict[str, Callable[..., Endpoint]] = {
     "loanbus-by-value-defaults": LoanbusEndpoint,
     "cyclone-floor": CycloneEndpoint,
     "cyclone-ref": RefFloorEndpoint,
+    "python-floor": lambda *args: _python_floor(*args),
     "cyclone-by-value": CycloneEndpoint,
     "pipe": PipeEndpoint,
     "posix-shm": PosixEndpoint,
     "iceoryx2": iox.IceoryxEndpoint,
 }
+
+
+def _python_floor(*args: Any) -> Endpoint:
+    from loanbus.bench.apifloor import PythonFloorEndpoint  # it builds on this module
+
+    return PythonFloorEndpoint(*args)
 
 
 def prepare(comparison: str, mode: str, size: int, domain: int, tag: str) -> Prepared:
@@ -509,8 +533,8 @@ def prepare(comparison: str, mode: str, size: int, domain: int, tag: str) -> Pre
         return _prepare_pipe()
     if comparison == "posix-shm":
         return _prepare_posix(mode, size)
-    if comparison == "cyclone-ref":  # a shared buffer per direction (its semaphores stay unused)
-        prepared = _prepare_posix(mode, size + 8)
+    if comparison in ("cyclone-ref", "python-floor"):  # a buffer per direction (semaphores unused)
+        prepared = _prepare_posix(mode, size + RefFloorEndpoint.HEADER)
         common = {"domain": domain, "topic": f"bench_{tag}_"}
         for role_args in prepared.args.values():
             role_args.update(common)

@@ -180,3 +180,17 @@ def test_an_unpinned_run_says_so_and_leaves_the_cpus_to_the_scheduler(domain_id:
     every = sorted(os.sched_getaffinity(0))
     for rec in doc["results"]:
         assert rec["affinity"] == {"a": every, "b": every}, rec
+
+
+@pytest.mark.timeout(300)
+def test_the_thinnest_python_api_measures_its_latency(domain_id: int, tmp_path: Path) -> None:
+    """``python-floor``: the API's five calls with nothing behind them, ping-pong only."""
+    stdout, doc = _small_run(
+        domain_id, tmp_path, "--sizes", "64K", "--iterations", "200", "--only", "python-floor"
+    )
+    recs = [r for r in doc["results"] if r["comparison"] == "python-floor"]
+    assert [r["mode"] for r in recs] == ["latency"]
+    [rec] = recs
+    assert "errors" not in rec, rec
+    assert rec["rounds"] >= 100 and 0 < rec["median_us"] <= rec["p99_us"]
+    assert "python-floor" in {r["comparison"] for r in doc["ratios"]} and "python-floor" in stdout
