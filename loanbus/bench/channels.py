@@ -505,6 +505,13 @@ class PosixEndpoint:
 
 # -- dispatch ------------------------------------------------------------------------------
 
+
+def _python_floor(*args: Any) -> Endpoint:
+    from loanbus.bench.apifloor import PythonFloorEndpoint  # it builds on this module
+
+    return PythonFloorEndpoint(*args)
+
+
 _ENDPOINTS: dict[str, Callable[..., Endpoint]] = {
     "loanbus": LoanbusEndpoint,
     "loanbus-be": LoanbusEndpoint,
@@ -513,18 +520,12 @@ _ENDPOINTS: dict[str, Callable[..., Endpoint]] = {
     "loanbus-by-value-defaults": LoanbusEndpoint,
     "cyclone-floor": CycloneEndpoint,
     "cyclone-ref": RefFloorEndpoint,
-    "python-floor": lambda *args: _python_floor(*args),
+    "python-floor": _python_floor,
     "cyclone-by-value": CycloneEndpoint,
     "pipe": PipeEndpoint,
     "posix-shm": PosixEndpoint,
     "iceoryx2": iox.IceoryxEndpoint,
 }
-
-
-def _python_floor(*args: Any) -> Endpoint:
-    from loanbus.bench.apifloor import PythonFloorEndpoint  # it builds on this module
-
-    return PythonFloorEndpoint(*args)
 
 
 def prepare(comparison: str, mode: str, size: int, domain: int, tag: str) -> Prepared:

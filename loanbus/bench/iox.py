@@ -107,7 +107,7 @@ class IceoryxEndpoint:
             ctypes.c_uint8.from_address(sample.payload_ptr).value = tag
             if sample.assume_init().send():  # the count of subscribers that got it
                 break
-            # None: the subscriber is in the service's list (ready() saw it) but the publisher
+            # 0: the subscriber is in the service's list (ready() saw it) but the publisher
             # has no connection to it yet; the sample went nowhere. Send it again rather than
             # count a loss that is only iceoryx2 connecting lazily.
             deadline = deadline or time.monotonic() + 10.0
