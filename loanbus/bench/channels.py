@@ -17,9 +17,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import struct
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -534,13 +536,19 @@ def prepare(comparison: str, mode: str, size: int, domain: int, tag: str) -> Pre
         return _prepare_pipe()
     if comparison == "posix-shm":
         return _prepare_posix(mode, size)
+    common: dict[str, Any] = {"domain": domain, "topic": f"bench_{tag}_"}
     if comparison in ("cyclone-ref", "python-floor"):  # a buffer per direction (semaphores unused)
         prepared = _prepare_posix(mode, size + RefFloorEndpoint.HEADER)
-        common = {"domain": domain, "topic": f"bench_{tag}_"}
         for role_args in prepared.args.values():
             role_args.update(common)
         return prepared
-    common = {"domain": domain, "topic": f"bench_{tag}_"}
+    if comparison == "iceoryx2":
+        # iceoryx2 keeps a node-management segment in /dev/shm after its last node is gone;
+        # a prefix and a root directory of this run's own let the main process remove it all.
+        prefix = f"bench.{shm_prefix()}.{os.getpid()}-{time.monotonic_ns() % 10**9}."
+        root = tempfile.mkdtemp(prefix="loanbus-bench-iox2-") + "/"
+        common.update(iox_prefix=prefix, iox_root=root)
+        return Prepared({"a": dict(common), "b": dict(common)}, partial(iox.remove_run_files, prefix, root))
     return Prepared({"a": dict(common), "b": dict(common)})
 
 

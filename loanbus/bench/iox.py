@@ -3,13 +3,22 @@
 A publish-subscribe service of a fixed-size ``ctypes`` uint8 array per direction, samples
 loaned and filled in place, and an event service per direction so that the receiver blocks
 in ``Listener.timed_wait`` instead of polling (the blocking wait the figures are about).
+
+Every run gets an iceoryx2 configuration of its own (a /dev/shm name prefix and a root
+directory made by the main process), which the main process removes afterwards: iceoryx2
+keeps its node-management segment after the last node is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
+import shutil
 import time
 from typing import Any
+
+SHM_DIR = "/dev/shm"
 
 
 def unavailable() -> str | None:
@@ -19,6 +28,16 @@ def unavailable() -> str | None:
     except ImportError as exc:
         return f"iceoryx2 is not installed ({exc}); pip install iceoryx2 to compare with it"
     return None
+
+
+def remove_run_files(prefix: str, root: str) -> None:
+    """Remove what iceoryx2 left of one run: /dev/shm entries under the run's own prefix
+    (the node-management segment outlives every node) and the run's root directory."""
+    for name in os.listdir(SHM_DIR):
+        if name.startswith(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(SHM_DIR, name))
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _retry(make: Any, what: str, timeout: float = 10.0) -> Any:
@@ -44,7 +63,10 @@ class IceoryxEndpoint:
         self._iox2 = iox2
         iox2.set_log_level_from_env_or(iox2.LogLevel.Error)  # no "no config file" line per process
         payload = ctypes.c_uint8 * size
-        self._node = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
+        config = iox2.config.default()
+        config.global_cfg.prefix = iox2.FileName.new(args["iox_prefix"])
+        config.global_cfg.root_path = iox2.Path.new(args["iox_root"])
+        self._node = iox2.NodeBuilder.new().config(config).create(iox2.ServiceType.Ipc)
         send, recv = directions(mode, role)
         depth = 1 if mode == "latency" else 8
         self._pub = self._notifier = self._sub = self._listener = None

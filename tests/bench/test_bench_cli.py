@@ -6,10 +6,12 @@ optional iceoryx2, skipped with a reason) and that the JSON and the PNG are well
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +196,21 @@ def test_the_thinnest_python_api_measures_its_latency(domain_id: int, tmp_path: 
     assert "errors" not in rec, rec
     assert rec["rounds"] >= 100 and 0 < rec["median_us"] <= rec["p99_us"]
     assert "python-floor" in {r["comparison"] for r in doc["ratios"]} and "python-floor" in stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_iceoryx2_comparison_leaves_nothing_behind(
+    domain_id: int, tmp_path: Path, shm_prefix: str
+) -> None:
+    """iceoryx2 keeps a node-management segment in /dev/shm; the bench removes its run's files."""
+    import iceoryx2  # noqa: F401  (the test extra installs it: this comparison must run here)
+
+    runs_dirs = os.path.join(tempfile.gettempdir(), "loanbus-bench-iox2-*")
+    shm_before, dirs_before = set(os.listdir("/dev/shm")), set(glob.glob(runs_dirs))
+    _, doc = _small_run(domain_id, tmp_path, "--sizes", "64", "--iterations", "100", "--only", "iceoryx2")
+    recs = [r for r in doc["results"] if r["comparison"] == "iceoryx2"]
+    assert {r["mode"] for r in recs} == {"latency", "stream"}
+    assert all("errors" not in r for r in recs), recs
+    added = set(os.listdir("/dev/shm")) - shm_before
+    assert [n for n in added if n.startswith("iox2_") or shm_prefix in n] == []
+    assert set(glob.glob(runs_dirs)) == dirs_before
