@@ -17,7 +17,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import struct
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 import loanbus
-from loanbus.bench import iox
-from loanbus.pool import shm_prefix
+from loanbus.bench import iox, leftovers
 
 FLOOR_BYTES = 12  # the bare Cyclone message: the size of a slot reference without padding
 REF_BYTES = 24  # loanbus's reference as it crosses DDS (sequence, size, slot, padding)
@@ -410,8 +408,8 @@ def _prepare_posix(mode: str, size: int) -> Prepared:
     import posix_ipc
 
     # Not starting with the loanbus prefix: `loanbus clean` takes any unlocked segment under it
-    # for a dead pool (and these are no pools); the prefix inside still marks them as ours.
-    base = f"/bench.{shm_prefix()}.{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    # for a dead pool (and these are no pools); it finds them as bench leftovers instead.
+    base = "/" + leftovers.run_base()
     made: list[Any] = []
     names = {}
     try:
@@ -545,8 +543,7 @@ def prepare(comparison: str, mode: str, size: int, domain: int, tag: str) -> Pre
     if comparison == "iceoryx2":
         # iceoryx2 keeps a node-management segment in /dev/shm after its last node is gone;
         # a prefix and a root directory of this run's own let the main process remove it all.
-        prefix = f"bench.{shm_prefix()}.{os.getpid()}-{time.monotonic_ns() % 10**9}."
-        root = tempfile.mkdtemp(prefix="loanbus-bench-iox2-") + "/"
+        prefix, root = leftovers.iox_names()
         common.update(iox_prefix=prefix, iox_root=root)
         return Prepared({"a": dict(common), "b": dict(common)}, partial(iox.remove_run_files, prefix, root))
     return Prepared({"a": dict(common), "b": dict(common)})

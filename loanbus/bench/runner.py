@@ -12,9 +12,11 @@ are the median of the per-chunk ratios.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import queue
 import statistics
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -153,6 +155,21 @@ def pin_cpus() -> tuple[int, int] | None:
     return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
 
 
+def _exit_with_parent() -> None:
+    """End this worker at once if the main process dies (killed outright), rather than wait on
+    a peer or an event forever; multiprocessing's resource tracker can then remove the run's
+    semaphores, and ``loanbus clean`` what the run had in /dev/shm."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(3)
+
+    threading.Thread(target=watch, name="bench-parent-watch", daemon=True).start()
+
+
 def worker(
     comparison: str,
     mode: str,
@@ -172,6 +189,7 @@ def worker(
     tells role a that b has reported, so a's writer outlives every sample b still takes.
     ``cpu``: pin the process, before any thread starts, so its threads all inherit it.
     """
+    _exit_with_parent()
     ep = None
     try:
         if cpu is not None:

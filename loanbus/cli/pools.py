@@ -1,20 +1,24 @@
-"""``loanbus clean``: remove the pools in /dev/shm whose writer died (``ls`` lists them)."""
+"""``loanbus clean``: remove the pools in /dev/shm whose writer died (``ls`` lists them), and
+the shared files of ``loanbus bench`` runs that were killed before they could remove them."""
 
 from __future__ import annotations
 
 import rich_click as click
 from rich.console import Console
 
+from loanbus.bench import leftovers
 from loanbus.inspect import PoolEntry, list_pools, remove_pool
 
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 def clean(dry_run: bool) -> None:
-    """Remove pools and semaphores whose writer is dead; live ones are left alone."""
+    """Remove pools and semaphores whose writer is dead, and files of killed bench runs; live
+    ones are left alone."""
     console = Console()
     dead: list[PoolEntry] = [p for p in list_pools() if not p.alive]
-    if not dead:
+    runs = leftovers.dead_runs()
+    if not dead and not runs:
         console.print("nothing to clean")
         return
     for p in dead:
@@ -23,3 +27,9 @@ def clean(dry_run: bool) -> None:
         else:
             removed = remove_pool(p)
             console.print(f"removed {', '.join(removed) or p.name}")
+    for left in runs:
+        what = f"{left.path} (loanbus bench run of process {left.pid}, which is gone)"
+        if dry_run:
+            console.print(f"would remove {what}")
+        elif leftovers.remove(left):
+            console.print(f"removed {what}")

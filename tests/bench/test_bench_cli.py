@@ -9,9 +9,11 @@ from __future__ import annotations
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -205,12 +207,75 @@ def test_the_iceoryx2_comparison_leaves_nothing_behind(
     """iceoryx2 keeps a node-management segment in /dev/shm; the bench removes its run's files."""
     import iceoryx2  # noqa: F401  (the test extra installs it: this comparison must run here)
 
-    runs_dirs = os.path.join(tempfile.gettempdir(), "loanbus-bench-iox2-*")
+    runs_dirs = os.path.join(tempfile.gettempdir(), "lb-iox*")
     shm_before, dirs_before = set(os.listdir("/dev/shm")), set(glob.glob(runs_dirs))
     _, doc = _small_run(domain_id, tmp_path, "--sizes", "64", "--iterations", "100", "--only", "iceoryx2")
     recs = [r for r in doc["results"] if r["comparison"] == "iceoryx2"]
     assert {r["mode"] for r in recs} == {"latency", "stream"}
     assert all("errors" not in r for r in recs), recs
     added = set(os.listdir("/dev/shm")) - shm_before
-    assert [n for n in added if n.startswith("iox2_") or shm_prefix in n] == []
+    assert [n for n in added if n.startswith(("iox2_", "lb-iox")) or shm_prefix in n] == []
     assert set(glob.glob(runs_dirs)) == dirs_before
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return found
+
+
+def _process_group(pgid: int) -> list[int]:
+    """Pids of the live processes in process group ``pgid`` (from /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("comparison", ["posix-shm", "iceoryx2"])
+def test_clean_removes_what_a_killed_bench_run_left(
+    comparison: str, domain_id: int, shm_prefix: str, tmp_path: Path
+) -> None:
+    """``kill -9`` of ``loanbus bench``: its workers exit (multiprocessing's resource tracker then
+    removes its semaphores), and ``loanbus clean`` removes the run's files the bench could not."""
+    env = {**os.environ, "COLUMNS": "200"}
+    args = ["bench", "--only", comparison, "--sizes", "64", "--seconds", "5", "--chunks", "1"]
+    proc = subprocess.Popen(
+        [*LOANBUS, *args, "--domain", str(domain_id)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # its own process group: the test can tell when all of it is gone
+    )
+    stem = f"bench.loanbus{shm_prefix}.{proc.pid}-" if comparison == "posix-shm" else f"lb-iox{proc.pid}-"
+    iox_roots = os.path.join(tempfile.gettempdir(), f"lb-iox{proc.pid}-*")
+    try:
+        if comparison == "iceoryx2":
+            _wait_for(lambda: glob.glob(iox_roots), "the run's iceoryx2 root directory")
+        _wait_for(lambda: [n for n in os.listdir("/dev/shm") if n.startswith(stem)], "the run's files")
+        os.kill(proc.pid, signal.SIGKILL)  # the main process only, as the OOM killer would
+        proc.wait(30)
+        _wait_for(lambda: not _process_group(proc.pid), "the workers and the tracker to exit", 60)
+    finally:
+        if _process_group(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    ours = [n for n in os.listdir("/dev/shm") if stem in n]  # segments, and sem.* semaphores
+    assert ours, "the killed run left nothing: the test proves nothing"
+    dry = _run("clean", "--dry-run")
+    assert dry.returncode == 0 and "would remove" in dry.stdout and f"process {proc.pid}" in dry.stdout
+    assert [n for n in os.listdir("/dev/shm") if stem in n] == ours  # a dry run removes nothing
+    result = _run("clean")
+    assert result.returncode == 0, result.stderr
+    assert [n for n in os.listdir("/dev/shm") if stem in n] == []
+    assert [n for n in os.listdir("/dev/shm") if shm_prefix in n] == []  # the workers' pools too
+    assert glob.glob(iox_roots) == []
