@@ -545,7 +545,7 @@ def prepare(comparison: str, mode: str, size: int, domain: int, tag: str) -> Pre
         # a prefix and a root directory of this run's own let the main process remove it all.
         prefix, root = leftovers.iox_names()
         common.update(iox_prefix=prefix, iox_root=root)
-        return Prepared({"a": dict(common), "b": dict(common)}, partial(iox.remove_run_files, prefix, root))
+        return Prepared({"a": dict(common), "b": dict(common)}, partial(leftovers.remove_run, prefix, root))
     return Prepared({"a": dict(common), "b": dict(common)})
 
 

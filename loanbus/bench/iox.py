@@ -11,14 +11,9 @@ keeps its node-management segment after the last node is gone.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import os
-import shutil
 import time
 from typing import Any
-
-SHM_DIR = "/dev/shm"
 
 
 def unavailable() -> str | None:
@@ -28,16 +23,6 @@ def unavailable() -> str | None:
     except ImportError as exc:
         return f"iceoryx2 is not installed ({exc}); pip install iceoryx2 to compare with it"
     return None
-
-
-def remove_run_files(prefix: str, root: str) -> None:
-    """Remove what iceoryx2 left of one run: /dev/shm entries under the run's own prefix
-    (the node-management segment outlives every node) and the run's root directory."""
-    for name in os.listdir(SHM_DIR):
-        if name.startswith(prefix):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(SHM_DIR, name))
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _retry(make: Any, what: str, timeout: float = 10.0) -> Any:

@@ -11,6 +11,7 @@ then the pid in the name tells that nobody uses them any more.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -72,6 +73,16 @@ def dead_runs() -> list[Leftover]:
             if not _alive(pid):
                 found.append(Leftover(os.path.join(directory, name), pid))
     return found
+
+
+def remove_run(prefix: str, root: str) -> None:
+    """Remove one finished run's iceoryx2 files: /dev/shm entries under its prefix (the
+    node-management segment outlives every node) and its root directory."""
+    for name in os.listdir(SHM_DIR):
+        if name.startswith(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(SHM_DIR, name))
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def remove(leftover: Leftover) -> bool:
