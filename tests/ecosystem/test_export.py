@@ -37,12 +37,13 @@ def _take_one(reader: Any) -> Any:
     return samples[0]
 
 
-def _has_torch() -> bool:
+def _torch() -> Any:
+    """The torch module, or None where the optional torch is not installed."""
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
-        return False
-    return True
+        return None
+    return torch
 
 
 def test_numpy_dlpack_and_memoryview_of_a_taken_sample_are_the_pools_read_only_memory(domain_id: int) -> None:
@@ -110,11 +111,7 @@ def test_opencv_reads_a_sample_in_place_and_refuses_to_draw_on_it(domain_id: int
 
 def _array_library_writer(domain_id: int, values: list[int], out: Any) -> None:
     """Fill loans in place with torch (if installed), numpy DLPack and OpenCV; check addresses."""
-    torch = None
-    try:
-        import torch
-    except ImportError:
-        pass
+    torch = _torch()
     with loanbus.DomainParticipant(domain_id=domain_id) as dp:
         writer = loanbus.DataWriter(loanbus.Topic(dp, "img", IMAGE), make_qos(RELIABLE_5))
         assert writer.wait_for_readers(1, timeout=30)
@@ -151,7 +148,7 @@ def test_a_writer_fills_loans_in_place_from_torch_numpy_and_opencv(domain_id: in
             reader = loanbus.DataReader(loanbus.Topic(dp, "img", IMAGE), make_qos(RELIABLE_5))
             assert reader.wait_for_writers(1, timeout=30)
             tag, used_torch = out.get(timeout=60)
-            assert tag == "written" and used_torch == _has_torch()
+            assert tag == "written" and used_torch == (_torch() is not None)
             seen = []
             while len(seen) < len(values):
                 for s in reader.take(timeout=10.0):
@@ -166,7 +163,7 @@ def test_a_writer_fills_loans_in_place_from_torch_numpy_and_opencv(domain_id: in
         join_ok(proc)
 
 
-@pytest.mark.skipif(not _has_torch(), reason="torch is an optional extra (pip install torch)")
+@pytest.mark.skipif(_torch() is None, reason="torch is an optional extra (pip install torch)")
 def test_torch_from_dlpack_of_a_taken_sample_is_the_pools_memory(domain_id: int) -> None:
     import torch
 
@@ -192,11 +189,7 @@ def test_torch_from_dlpack_of_a_taken_sample_is_the_pools_memory(domain_id: int)
 
 def _keeping_reader(domain_id: int, ctl: Any, out: Any) -> None:
     """Take a sample, export it every way, close the reader and keep reading after the writer closed."""
-    torch = None
-    try:
-        import torch
-    except ImportError:
-        pass
+    torch = _torch()
     dp = loanbus.DomainParticipant(domain_id=domain_id)
     reader = loanbus.DataReader(loanbus.Topic(dp, "img", IMAGE), make_qos(RELIABLE_5))
     assert reader.wait_for_writers(1, timeout=30)
@@ -258,11 +251,7 @@ def test_views_of_a_sample_stay_readable_after_the_reader_and_the_writer_close(d
 
 
 def _keeping_writer(domain_id: int, out: Any) -> None:
-    torch = None
-    try:
-        import torch
-    except ImportError:
-        pass
+    torch = _torch()
     dp = loanbus.DomainParticipant(domain_id=domain_id)
     writer = loanbus.DataWriter(loanbus.Topic(dp, "img", IMAGE), make_qos(RELIABLE_5))
     segment = writer.segment_name
@@ -314,7 +303,7 @@ def _torch_vandal(domain_id: int, ready: Any, writing: Any, wrote: Any) -> None:
         wrote.set()
 
 
-@pytest.mark.skipif(not _has_torch(), reason="torch is an optional extra (pip install torch)")
+@pytest.mark.skipif(_torch() is None, reason="torch is an optional extra (pip install torch)")
 def test_a_write_through_a_torch_tensor_of_a_sample_faults_and_never_corrupts_the_pool(
     domain_id: int,
 ) -> None:
