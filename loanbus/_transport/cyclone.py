@@ -336,6 +336,17 @@ def _matched_handles(entity: Any, getter: Callable[..., int]) -> list[int]:
         size = ret * 2
 
 
+def _matched_peers(entity: Any, handles: Callable[..., int], data: Callable[[int], Any]) -> list[PeerInfo]:
+    """The matched endpoints of ``entity``: ``handles`` lists them, ``data`` describes one
+    (None for one that went away meanwhile, which is left out)."""
+    peers = []
+    for handle in _matched_handles(entity, handles):
+        endpoint = data(handle)
+        if endpoint is not None:
+            peers.append(_peer(endpoint, handle))
+    return peers
+
+
 def _peer(endpoint: Any, handle: int) -> PeerInfo:
     user_data = b""
     try:
@@ -375,13 +386,8 @@ class _WriterEnd:
 
     def matched_readers(self) -> list[PeerInfo]:
         dw = self._writer()
-        peers = []
         with _wrapped(f"list the readers matched by the {self._kind}"):
-            for handle in _matched_handles(dw, dw._get_matched_subscriptions):
-                endpoint = dw.get_matched_subscription_data(handle)
-                if endpoint is not None:
-                    peers.append(_peer(endpoint, handle))
-        return peers
+            return _matched_peers(dw, dw._get_matched_subscriptions, dw.get_matched_subscription_data)
 
     def matched_count(self) -> int:
         with _wrapped(f"count the readers matched by the {self._kind}"):
@@ -410,13 +416,8 @@ class _ReaderEnd:
 
     def matched_writers(self) -> list[PeerInfo]:
         dr = self._reader()
-        peers = []
         with _wrapped(f"list the writers matched by the {self._kind}"):
-            for handle in _matched_handles(dr, dr._get_matched_publications):
-                endpoint = dr.get_matched_publication_data(handle)
-                if endpoint is not None:
-                    peers.append(_peer(endpoint, handle))
-        return peers
+            return _matched_peers(dr, dr._get_matched_publications, dr.get_matched_publication_data)
 
     def matched_count(self) -> int:
         with _wrapped(f"count the writers matched by the {self._kind}"):
