@@ -142,7 +142,7 @@ def _cy_setup(domain_id: int, mine: str, theirs: str) -> Any:
     from cyclonedds.sub import DataReader
     from cyclonedds.topic import Topic
 
-    from loanbus._transport.cyclone import build_config
+    from loanbus._transport.config import build_config
 
     Domain(domain_id, build_config(lease_duration=10.0))
     dp = DomainParticipant(domain_id)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from loanbus._transport.cyclone import _matched_handles, build_config
+from loanbus._transport.config import build_config
+from loanbus._transport.dds import _matched_handles
 from loanbus.errors import TransportError
 
 

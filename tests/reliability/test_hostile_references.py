@@ -28,7 +28,8 @@ import loanbus
 from loanbus import _advert
 from loanbus._layout import ABI_VERSION
 from loanbus._proc import host_identity
-from loanbus._transport.cyclone import _CDR_LE, _REF, LoanRef, _delete
+from loanbus._transport.dds import _delete
+from loanbus._transport.refs import _CDR_LE, _REF, LoanRef
 from loanbus.pool import ReaderPool, WriterPool, segment_name
 from tests.helpers import SMALL
 from tests.reliability import poke_header, shm_path, wait_for

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import loanbus
 import loanbus.idl
 from loanbus._byvalue import CdrCodec, DecodeError
-from loanbus._transport.cyclone import ValueType, _schema, derive_twin
+from loanbus._transport.values import ValueType, _schema, derive_twin
 from loanbus.idl.checker import check
 
 from ..idl.test_property import fill, idl_files

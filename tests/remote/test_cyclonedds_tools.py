@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 import loanbus
-from loanbus._transport.cyclone import build_config
+from loanbus._transport.config import build_config
 
 FRAME = loanbus.ShmemType("tools::Frame", np.dtype([("seq", "<u8"), ("pixels", "u1", (64,))]))
 CYCLONEDDS = os.path.join(os.path.dirname(sys.executable), "cyclonedds")

@@ -19,7 +19,7 @@ from cyclonedds.topic import Topic as PlainTopic
 
 import loanbus
 from loanbus._lifetime import wait_until
-from loanbus._transport.cyclone import build_config
+from loanbus._transport.config import build_config
 
 from .procs import PEER, PLAIN, finish, read_line_then_finish, report, spawn
 

@@ -1,0 +1,170 @@
+"""References over Cyclone DDS: the derived topic ``loanbus_ref/<name>``.
+
+References travel pre-encoded: ``(seq, size, slot)`` packed with ``struct`` behind a CDR
+encapsulation header and handed to the binding's low-level ``ddspy_write_ts``, so no
+per-call Python serializer runs on the hot path. The writer's identity is the DDS
+publication handle of the sample, and the source timestamp carries the write time.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cyclonedds._clayer import ddspy_take, ddspy_write_ts
+from cyclonedds.core import DDSException, GuardCondition, Listener, ReadCondition, WaitSet
+from cyclonedds.idl import IdlStruct
+from cyclonedds.idl.types import uint32, uint64
+from cyclonedds.pub import DataWriter as _Writer
+from cyclonedds.sub import DataReader as _Reader
+
+from loanbus._transport.dds import (
+    _ANY,
+    QosAlarm,
+    _delete,
+    _MatchFlag,
+    _qos,
+    _ReaderEnd,
+    _wrapped,
+    _WriterEnd,
+)
+from loanbus._transport.endpoint import EndpointQos, RefMessage
+from loanbus.errors import TransportError
+
+if TYPE_CHECKING:
+    from loanbus._transport.participant import TransportParticipant
+
+
+@dataclass
+class LoanRef(IdlStruct, typename="loanbus::LoanRef"):
+    """The reference message on the derived topic (the encoder below must match it)."""
+
+    seq: uint64
+    size: uint64
+    slot: uint32
+
+
+_CDR_LE = b"\x00\x01\x00\x00"
+_REF = struct.Struct("<QQI4x")  # what loanbus writes: padded to a multiple of 8
+_REF_MESSAGE = struct.Struct("<4sQQI4x")  # the encapsulation header and _REF in one pack
+_REF_FIELDS = struct.Struct("<QQI")  # what it accepts: any little-endian CDR of LoanRef
+_REF_BYTES = 4 + _REF_FIELDS.size
+_unpack_ref = _REF_FIELDS.unpack_from
+_LE_IDS = (1, 7)  # encapsulation 0x0001 CDR_LE, 0x0007 XCDR2 plain LE: same offsets here
+
+
+class RefWriter(_WriterEnd):
+    """Publishes references on the derived topic and reports matched readers."""
+
+    _kind = "reference writer"
+
+    def __init__(
+        self,
+        participant: TransportParticipant,
+        topic_name: str,
+        qos: EndpointQos,
+        on_match_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.matches = _MatchFlag(on_match_change)
+        self.qos_alarm = QosAlarm(f"writer on {topic_name!r}")
+        listener = Listener(on_publication_matched=self.matches, on_offered_incompatible_qos=self.qos_alarm)
+        with _wrapped(f"create a writer on {topic_name!r}"):
+            self._dw = _Writer(
+                participant._participant(),
+                participant.ref_topic(topic_name),
+                qos=_qos(qos, writer=True),
+                listener=listener,
+            )
+        self._ref = self._dw._ref
+
+    def write(self, slot: int, seq: int, size: int, timestamp_ns: int) -> None:
+        ret = ddspy_write_ts(self._ref, _REF_MESSAGE.pack(_CDR_LE, seq, size, slot), timestamp_ns)
+        if ret < 0:
+            raise TransportError(f"Cyclone DDS refused to write a reference (return code {ret})")
+
+
+class RefReader(_ReaderEnd):
+    """Takes references from the derived topic; blocks on a WaitSet."""
+
+    _kind = "reference reader"
+
+    def __init__(
+        self,
+        participant: TransportParticipant,
+        topic_name: str,
+        qos: EndpointQos,
+    ) -> None:
+        self.matches = _MatchFlag(None)
+        self.qos_alarm = QosAlarm(f"reader on {topic_name!r}")
+        listener = Listener(
+            on_subscription_matched=self.matches, on_requested_incompatible_qos=self.qos_alarm
+        )
+        dp = participant._participant()
+        with _wrapped(f"create a reader on {topic_name!r}"):
+            self._dr = _Reader(
+                dp, participant.ref_topic(topic_name), qos=_qos(qos, writer=False), listener=listener
+            )
+            self._condition = ReadCondition(self._dr, _ANY)
+            self._guard = GuardCondition(dp)
+            self._waitset = WaitSet(dp)
+            self._waitset.attach(self._condition)
+            self._waitset.attach(self._guard)
+        self._ref = self._dr._ref
+
+    def take(self, max_samples: int) -> list[RefMessage]:
+        ret = ddspy_take(self._ref, _ANY, max_samples)
+        if isinstance(ret, int):
+            raise TransportError(f"Cyclone DDS refused to take references (return code {ret})")
+        out = []
+        for data, info in ret:
+            if info.valid_data and len(data) >= _REF_BYTES and data[0] == 0 and data[1] in _LE_IDS:
+                seq, size, slot = _unpack_ref(data, 4)
+                out.append((info.publication_handle, slot, seq, size, info.source_timestamp))
+        return out
+
+    def wake(self, triggered: bool = True) -> None:
+        """Trigger (or reset) the extra condition ``wait`` also watches (by-value arrivals)."""
+        guard = getattr(self, "_guard", None)
+        if guard is not None and self._dr is not None:
+            try:
+                guard.set(triggered)
+            except DDSException:
+                pass
+
+    def wait(self, timeout: float) -> bool:
+        """Block until references are available or ``timeout`` seconds pass."""
+        try:
+            return bool(self._waitset.wait(int(max(timeout, 0.0) * 1e9)) > 0)
+        except DDSException as exc:
+            raise TransportError(f"Cyclone DDS refused to wait for references: {exc}") from exc
+
+    # -- push notification: installed only when a DataReader asks (async, on_data_available) --
+
+    def set_data_listener(self, on_data: Callable[[], None]) -> None:
+        """Call ``on_data()`` from Cyclone's listener thread whenever references arrive.
+
+        Off by default: each call takes the GIL on a Cyclone thread, a cost that readers which
+        only ``take()`` must not pay. The match flag keeps working; deleting the reader ends it.
+        """
+        dr = self._reader()
+        listener = dr._listener
+        listener.set_on_data_available(lambda _reader: on_data())
+        with _wrapped("set the data-available listener"):
+            ret = dr._set_listener(dr._ref, listener._ref)
+            if ret != 0:
+                raise DDSException(ret, "dds_set_listener")
+
+    def close(self) -> None:
+        dr, self._dr = self._dr, None
+        if dr is not None:
+            for condition in (self._condition, self._guard):
+                try:
+                    self._waitset.detach(condition)
+                except DDSException:
+                    pass
+            _delete(self._waitset)
+            _delete(self._guard)
+            _delete(self._condition)
+            _delete(dr)
