@@ -124,7 +124,11 @@ def _fds(pid: int) -> int:
 
 
 def _shm_entries(prefix: str) -> list[str]:
-    return sorted(n for n in os.listdir("/dev/shm") if n.startswith(prefix) or n.startswith("sem." + prefix))
+    """The topic's pools, and the registration socket of each (named by the writer's guid)."""
+    names = os.listdir("/dev/shm")
+    pools = [n for n in names if n.startswith(prefix)]
+    guids = {n.rsplit(".", 1)[-1] for n in pools}
+    return sorted(pools + [n for n in names if n.endswith(".sock") and n.split(".")[-2] in guids])
 
 
 @dataclass
@@ -172,7 +176,7 @@ def _judge(report: Report, rss_tol_kib: int, fd_tol: int) -> None:
             report.problems.append(
                 f"{name}: open fds went {start.fds[name]} -> {mid.fds[name]} -> {end.fds[name]}"
             )
-    if not (start.shm == mid.shm == end.shm) or len(start.shm) != 2:
+    if not (start.shm == mid.shm == end.shm) or len(start.shm) != 2:  # the pool and its socket
         report.problems.append(f"/dev/shm entries changed: {start.shm} / {mid.shm} / {end.shm}")
     if report.shm_after:
         report.problems.append(f"left in /dev/shm after the run: {report.shm_after}")

@@ -41,6 +41,7 @@ class ReaderAdvert:
     group: int = -1  # the group whose pools it trusts (Qos.shm_group), -1: none
     by_value: bool = False  # asked for by-value delivery even on the writer's host (Qos.by_value)
     type_hash: str = ""
+    refs: str = "dds"  # where it takes references from: "local" (its inbox) or "dds"
 
 
 def _encode(kind: str, body: dict[str, Any]) -> bytes:

@@ -1,10 +1,10 @@
 """asyncio for DataReader: ``await reader.take_async()`` and ``async for sample in reader``.
 
-No polling and no thread of ours: a waiting coroutine parks an asyncio future with the
-reader's ``DataNotifier``, and Cyclone's data-available listener wakes it through the
-loop's ``call_soon_threadsafe``. Taking always happens on the loop's thread. A cancelled
-wait removes its future and has taken nothing; closing the reader wakes every waiter with
-``ClosedError`` (``take_async``) or ends the ``async for``.
+No polling and no thread of ours: a waiting coroutine watches the reader's inbox (its one
+file descriptor) with ``loop.add_reader``, and parks its future with the reader's
+``DataNotifier`` so that closing the reader wakes it. Taking always happens on the loop's
+thread. A cancelled wait removes its future and has taken nothing; closing the reader wakes
+every waiter with ``ClosedError`` (``take_async``) or ends the ``async for``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,34 @@ class _Reader(Protocol):
 
     def _notifications(self) -> DataNotifier: ...
 
+    def fileno(self) -> int: ...
+
+
+class _LoopWatch:
+    """One ``add_reader`` per (loop, inbox), shared by every coroutine of that loop waiting on
+    the reader; the callback wakes them all, and the last one to leave removes it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        self.loop = loop
+        self.fd = fd
+        self.futures: set[asyncio.Future[None]] = set()
+        loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        for fut in self.futures:
+            _wake(fut)
+
+    def leave(self, fut: asyncio.Future[None]) -> bool:
+        """Forget ``fut``; True when no future is left (the watch was removed)."""
+        self.futures.discard(fut)
+        if self.futures:
+            return False
+        self.loop.remove_reader(self.fd)
+        return True
+
+
+_watches: dict[tuple[int, int], _LoopWatch] = {}  # (id(loop), fd) -> its watch; loop thread only
+
 
 async def take_async(reader: _Reader, max_samples: int, timeout: float | None) -> list[Any]:
     """Up to ``max_samples`` samples, waiting up to ``timeout`` s (None: until some arrive).
@@ -42,15 +70,21 @@ async def take_async(reader: _Reader, max_samples: int, timeout: float | None) -
     if samples or timeout == 0:
         return samples
     notifier = reader._notifications()
+    fd = reader.fileno()
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
+    key = (id(loop), fd)
     while True:
         fut: asyncio.Future[None] = loop.create_future()
         if not notifier.add_waiter(fut, loop):
             raise ClosedError(f"{reader!r} is closed")
+        watch = _watches.get(key)
+        if watch is None or watch.loop is not loop:
+            watch = _watches[key] = _LoopWatch(loop, fd)
+        watch.futures.add(fut)
         timer = None if deadline is None else loop.call_at(deadline, _wake, fut)
         try:
-            # Parked first, then taken: a reference that arrived since the last take wakes us.
+            # Watched first, then taken: anything that arrived since the last take wakes us.
             samples = reader.take(max_samples)
             if samples:
                 return samples
@@ -59,6 +93,8 @@ async def take_async(reader: _Reader, max_samples: int, timeout: float | None) -
             await fut
         finally:
             notifier.remove_waiter(fut)
+            if watch.leave(fut) and _watches.get(key) is watch:
+                del _watches[key]
             if timer is not None:
                 timer.cancel()
         if notifier.stopped:

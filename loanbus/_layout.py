@@ -1,8 +1,12 @@
-"""The pool segment ABI: offsets and sizes, computed and checked with no I/O.
+"""The shared-memory ABI: the pool segment and a reader's hold block, computed with no I/O.
 
 docs/shm-layout.md documents every byte; this module is the single source of truth for it.
 All integers are little-endian, every 64-bit word is 8-byte aligned, each slot record is one
 64-byte cache line, each hold row and each payload starts on a page boundary.
+
+Only the writer writes its pool. A reader's hold cells live in a hold block of its own (a
+sealed memfd it hands to the writer when it registers), so nobody but the writer ever needs
+write access to a pool; the pool's hold table is the writer's copy of those cells for tools.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 MAGIC = b"LOANBUS1"
-ABI_VERSION = 1
+ABI_VERSION = 2
 PAGE = 4096
 CACHE_LINE = 64
 HEADER_SIZE = PAGE
@@ -52,14 +56,31 @@ HEADER_FIELDS: dict[str, tuple[int, str]] = {
     "writer_pid": (128, "<Q"),
     "writer_start_time": (136, "<Q"),
     "state": (144, "<Q"),
-    "writer_waiting": (152, "<Q"),
     "writer_uid": (160, "<Q"),
     "created_ns": (168, "<Q"),
     "protected_slots": (176, "<Q"),
+    "registration_key": (184, "16s"),
 }
 # Word offsets the hot path touches directly (as uint64 indexes into the header).
 STATE_WORD = HEADER_FIELDS["state"][0] // 8
-WAITING_WORD = HEADER_FIELDS["writer_waiting"][0] // 8
+KEY_SIZE = 16
+
+# Owner records (one per hold row, written by the writer): reader id, pid, flags.
+OWNER_ID, OWNER_PID, OWNER_FLAGS = 0, 16, 24
+OWNER_RELIABLE = 1  # the reader returns holds (reliable QoS)
+OWNER_DDS_REFS = 2  # the reader takes its references from DDS, not from the local path
+
+# A reader's hold block: one header cache line, then one 64-bit hold cell per slot.
+HOLD_MAGIC = int.from_bytes(b"LBHOLDS2", "little")
+HOLD_HEADER_SIZE = CACHE_LINE
+HOLD_MAGIC_WORD, HOLD_SLOTS_WORD, HOLD_WAITING_WORD = 0, 1, 2
+HOLD_CELLS_WORD = HOLD_HEADER_SIZE // 8
+
+
+def hold_block_size(slot_count: int) -> int:
+    """Bytes of a hold block for a pool of ``slot_count`` slots (whole pages)."""
+    return round_up(HOLD_HEADER_SIZE + 8 * slot_count, PAGE)
+
 
 # Slot record words (uint64 index within a record).
 SLOT_SEQ, SLOT_STATE, SLOT_SIZE, SLOT_TIMESTAMP = 0, 1, 2, 3
@@ -136,6 +157,7 @@ class Header:
     writer_uid: int
     created_ns: int
     protected_slots: int
+    registration_key: bytes
 
 
 def encode_header(
@@ -149,6 +171,7 @@ def encode_header(
     writer_uid: int,
     created_ns: int,
     protected_slots: int,
+    registration_key: bytes = bytes(KEY_SIZE),
 ) -> bytes:
     """The header page with state INIT; the writer flips ``state`` to READY last."""
     name = type_name.encode()
@@ -174,10 +197,10 @@ def encode_header(
         "writer_pid": writer_pid,
         "writer_start_time": writer_start_time,
         "state": SegmentState.INIT,
-        "writer_waiting": 0,
         "writer_uid": writer_uid,
         "created_ns": created_ns,
         "protected_slots": protected_slots,
+        "registration_key": registration_key,
     }
     for key, (offset, fmt) in HEADER_FIELDS.items():
         struct.pack_into(fmt, buf, offset, values[key])
@@ -238,4 +261,5 @@ def decode_header(data: bytes | memoryview, file_size: int) -> Header:
         writer_uid=raw["writer_uid"],
         created_ns=raw["created_ns"],
         protected_slots=raw["protected_slots"],
+        registration_key=raw["registration_key"],
     )

@@ -1,17 +1,21 @@
-"""Push notification for a DataReader: Cyclone's data-available listener, dispatched safely.
+"""Push notification for a DataReader: its ``on_data_available`` callback and asyncio waiters.
 
-Cyclone calls ``on_data`` from one of its own threads whenever references arrive. Here that
-call wakes the asyncio futures waiting in ``take_async`` (through each loop's
-``call_soon_threadsafe``) and runs the user's ``on_data_available`` callback. Callbacks never
-overlap: an arrival during a callback makes the running one go round once more instead of
-blocking a Cyclone thread. ``stop()`` refuses new calls and waits for one in progress, so
-once a reader's ``close()`` returns no callback runs. Nothing here starts a thread.
+A reader's inbox (one pipe) becomes readable whenever something arrives for it: references
+from local writers, and wake records for what comes through DDS. Readers with an
+``on_data_available`` callback are watched by one process-wide thread, ``loanbus-callbacks``
+(edge-triggered epoll: one call per arrival burst, as DDS's data-available listener), which
+calls ``DataNotifier.on_data``. That runs the user's callback; callbacks of one reader never
+overlap: an arrival during a callback makes the running one go round once more. ``stop()``
+refuses new calls and waits for one in progress, so once a reader's ``close()`` returns no
+callback runs. asyncio waiters park their futures here too, so that ``stop()`` wakes them;
+``loanbus._aio`` waits on the inbox with ``loop.add_reader``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import threading
 import weakref
 from collections.abc import Callable
@@ -132,3 +136,53 @@ class DataNotifier:
                 loop.call_soon_threadsafe(_wake, fut)
             except RuntimeError:
                 pass
+
+
+class _Watcher:
+    """The process's callback thread: waits on the inboxes of readers that have a callback."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._epoll: select.epoll | None = None
+        self._targets: dict[int, DataNotifier] = {}
+
+    def watch(self, fd: int, notifier: DataNotifier) -> None:
+        with self._lock:
+            if self._epoll is None:
+                self._epoll = select.epoll()
+                threading.Thread(
+                    target=self._run, args=(self._epoll,), name="loanbus-callbacks", daemon=True
+                ).start()
+            self._targets[fd] = notifier
+            self._epoll.register(fd, select.EPOLLIN | select.EPOLLET)
+
+    def unwatch(self, fd: int) -> None:
+        with self._lock:
+            if self._targets.pop(fd, None) is not None and self._epoll is not None:
+                try:
+                    self._epoll.unregister(fd)
+                except OSError:
+                    pass
+
+    def _run(self, epoll: select.epoll) -> None:
+        while True:
+            for fd, _events in epoll.poll():
+                notifier = self._targets.get(fd)
+                if notifier is not None:
+                    try:
+                        notifier.on_data()
+                    except BaseException:  # pragma: no cover - on_data counts callback errors itself
+                        log.exception("the callback thread met an error")
+
+
+_watcher = _Watcher()
+
+
+def watch(fd: int, notifier: DataNotifier) -> None:
+    """Call ``notifier.on_data()`` on the callback thread whenever ``fd`` gets new data."""
+    _watcher.watch(fd, notifier)
+
+
+def unwatch(fd: int) -> None:
+    """Stop watching ``fd`` (idempotent; call before closing it)."""
+    _watcher.unwatch(fd)

@@ -1,9 +1,13 @@
-"""One POSIX shared-memory segment: create exclusively, attach, map, close, unlink.
+"""One POSIX shared-memory segment: create exclusively, reserve, attach read-only, close, unlink.
 
 Learned from CPython's ``multiprocessing.shared_memory``: class-level defaults make
 ``close()`` safe after a half-failed ``__init__``, ``close()`` detaches and ``unlink()``
 destroys, and only the creator unlinks. Unlike it, nothing here registers with the
 multiprocessing resource tracker, so an attaching process can never unlink a segment.
+
+A creator reserves the segment's memory at once (a full /dev/shm is an error then, not a
+SIGBUS later). An attaching process opens the segment read-only: it cannot truncate it.
+Names are checked before any system call sees them.
 
 A mapping is never closed under a live numpy view: ``mmap.close()`` refuses while buffers
 are exported, and we then leave the mapping to be unmapped when the last view dies.
@@ -15,6 +19,7 @@ import errno
 import fcntl
 import mmap
 import os
+import re
 import stat
 import struct
 
@@ -25,14 +30,67 @@ THP_SHMEM_SETTING = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 MOUNTS = "/proc/self/mounts"
 # struct flock on Linux x86-64: l_type, l_whence, l_start, l_len, l_pid, padding.
 _FLOCK = "hhqqi4x"
+NAME_MAX = 255
+# What loanbus ever names a segment: one leading slash, then letters, digits, '.', '_', '-'.
+_NAME = re.compile(rf"/[A-Za-z0-9._-]{{1,{NAME_MAX - 1}}}")
+# MADV_POPULATE_WRITE (Linux 5.14): fault every page in now, and fail instead of SIGBUS.
+_MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 
 
 class SegmentError(OSError):
     """A segment could not be created or opened; errno and the name say why."""
 
 
+def check_name(name: object) -> str:
+    """``name`` if it is a segment name loanbus could have made; ``SegmentError`` (EINVAL) if not.
+
+    A name from a DDS advert must never reach ``shm_open`` unchecked: a NUL byte, a second
+    ``/`` or an over-long name make C libraries misbehave (posix_ipc crashes on a NUL byte).
+    """
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None or name in ("/.", "/.."):
+        raise SegmentError(errno.EINVAL, f"invalid segment name {name!r}")
+    return name
+
+
 def _shm_path(name: str) -> str:
     return os.path.join(SHM_DIR, name.lstrip("/"))
+
+
+def shm_free_bytes() -> int:
+    """Bytes this user can still allocate in /dev/shm (0 if it cannot be asked)."""
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def _reserve(fd: int, mapping: mmap.mmap, size: int, *, populate: bool) -> None:
+    """Allocate every page of the segment now, so that running out of space is an error here.
+
+    ``posix_fallocate`` reserves tmpfs pages without a mapping. Where huge pages were granted
+    through the mapping (``MADV_HUGEPAGE``), the pages are faulted in through it instead
+    (``MADV_POPULATE_WRITE``), which is what gives them huge pages; where the kernel lacks
+    that advice, ``posix_fallocate`` reserves them as normal pages.
+    """
+    try:
+        if populate:
+            try:
+                mapping.madvise(_MADV_POPULATE_WRITE)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                    raise
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.ENOMEM, errno.EFAULT, errno.EFBIG):
+            raise SegmentError(
+                errno.ENOSPC,
+                f"{SHM_DIR} has no room for {size:,} bytes ({shm_free_bytes():,} bytes free): free "
+                f"space there, make the pool smaller (Qos max_samples or pool_slots), or enlarge "
+                f"{SHM_DIR} (mount -o remount,size=... {SHM_DIR})",
+            ) from exc
+        raise
 
 
 def _close_mapping(mapping: mmap.mmap) -> None:
@@ -48,25 +106,49 @@ class Segment:
 
     _fd: int = -1
     _mapping: mmap.mmap | None = None
-    _extra: list[mmap.mmap]
     _creator: bool = False
     _unlinked: bool = False
+    huge_pages_refused: str | None = "not asked for"
 
     def __init__(self, name: str, fd: int, size: int, *, writable: bool, creator: bool) -> None:
-        self._extra = []
         self.name = name
         self._fd = fd
         self.size = size
         self.writable = writable
         self._creator = creator
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-        self._mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=prot)
+        try:
+            self._mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=prot)
+        except (OSError, OverflowError, ValueError) as exc:  # ENOMEM: no address space for it
+            code = getattr(exc, "errno", None) or errno.ENOMEM
+            raise SegmentError(code, f"cannot map segment {name} ({size:,} bytes): {exc}") from None
 
     @classmethod
-    def create(cls, name: str, size: int, *, mode: int = 0o600, group: int | None = None) -> Segment:
-        """Create ``name`` exclusively (never adopt an existing file or symlink) and size it."""
+    def create(
+        cls,
+        name: str,
+        size: int,
+        *,
+        mode: int = 0o600,
+        group: int | None = None,
+        huge_pages: bool = False,
+    ) -> Segment:
+        """Create ``name`` exclusively (never adopt an existing file or symlink), size it and
+        reserve its memory. With ``group`` the group may read it (never write: readers don't).
+
+        ``huge_pages=True`` asks for transparent huge pages before the memory is reserved;
+        ``huge_pages_refused`` says why not, or is None when they were granted.
+        """
         if size <= 0:
             raise ValueError(f"segment size must be positive, not {size}")
+        check_name(name)
+        free = shm_free_bytes()
+        if 0 < free < size:
+            raise SegmentError(
+                errno.ENOSPC,
+                f"{SHM_DIR} has no room for {size:,} bytes ({free:,} bytes free): free space there, "
+                f"make the pool smaller (Qos max_samples or pool_slots), or enlarge {SHM_DIR}",
+            )
         try:
             shm = posix_ipc.SharedMemory(name, flags=posix_ipc.O_CREX, mode=mode, size=0)
         except posix_ipc.ExistentialError as exc:
@@ -78,30 +160,38 @@ class Segment:
             fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, 0, 0, 0, 0))
             if group is not None:
                 os.fchown(fd, -1, group)
-                os.fchmod(fd, mode | stat.S_IRGRP | stat.S_IWGRP)
+                os.fchmod(fd, mode | stat.S_IRGRP)
             else:
                 os.fchmod(fd, mode)
             os.ftruncate(fd, size)
-            return cls(name, fd, size, writable=True, creator=True)
+            seg = cls(name, fd, size, writable=True, creator=True)
         except BaseException:
             os.close(fd)
             shm.unlink()
             raise
+        try:
+            seg.huge_pages_refused = advise_huge_pages(seg.mapping) if huge_pages else "not asked for"
+            _reserve(fd, seg.mapping, size, populate=seg.huge_pages_refused is None)
+        except BaseException:
+            seg.close()
+            seg.unlink()
+            raise
+        return seg
 
     @classmethod
     def attach(cls, name: str) -> Segment:
-        """Open an existing segment and map it read-only, sized by ``fstat``."""
+        """Open an existing segment read-only (so this process cannot truncate it) and map it,
+        sized by ``fstat``. The name is checked first."""
+        check_name(name)
         try:
-            shm = posix_ipc.SharedMemory(name, flags=0, read_only=False)
-        except posix_ipc.ExistentialError as exc:
+            # What shm_open does, plus O_NONBLOCK: a FIFO planted at the name must not block us.
+            fd = os.open(_shm_path(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
             raise SegmentError(errno.ENOENT, f"no such segment: {name}") from exc
-        except posix_ipc.PermissionsError as exc:
+        except PermissionError as exc:
             raise SegmentError(errno.EACCES, f"no permission to open segment {name}") from exc
-        except OSError as exc:  # ELOOP for a symlink (shm_open never follows one), EMFILE, ...
+        except OSError as exc:  # ELOOP for a symlink, ENXIO, EMFILE, ...
             raise SegmentError(exc.errno, f"cannot open segment {name}: {exc.strerror}") from exc
-        except ValueError as exc:  # a name shm_open refuses ("/a/b", "", too long)
-            raise SegmentError(errno.EINVAL, f"invalid segment name {name!r}") from exc
-        fd = shm.fd
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or info.st_size <= 0:
@@ -134,20 +224,6 @@ class Segment:
     def owner_gid(self) -> int:
         return os.fstat(self._fd).st_gid
 
-    def map_writable(self, offset: int, length: int) -> mmap.mmap:
-        """A second, writable mapping of one page-aligned window (a reader's own hold row)."""
-        if offset % mmap.PAGESIZE or offset + length > self.size:
-            raise ValueError(f"window {offset}+{length} is not page-aligned or outside the segment")
-        window = mmap.mmap(
-            self._fd,
-            length,
-            flags=mmap.MAP_SHARED,
-            prot=mmap.PROT_READ | mmap.PROT_WRITE,
-            offset=offset,
-        )
-        self._extra.append(window)
-        return window
-
     def lock_exclusive(self) -> None:
         """Hold a lock the kernel drops when this process dies (writer liveness).
 
@@ -163,9 +239,6 @@ class Segment:
         mapping, self._mapping = self._mapping, None
         if mapping is not None:
             _close_mapping(mapping)
-        extra, self._extra = self._extra, []
-        for window in extra:
-            _close_mapping(window)
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
@@ -257,7 +330,7 @@ def unlink_segment(name: str) -> bool:
 def writer_alive_by_lock(name: str) -> bool | None:
     """True if some process holds the segment's liveness lock, False if none does, None if unknown."""
     try:
-        fd = os.open(_shm_path(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = open_regular(_shm_path(name))
     except OSError:
         return None
     try:
@@ -271,60 +344,17 @@ def writer_alive_by_lock(name: str) -> bool | None:
         os.close(fd)
 
 
-class Semaphore:
-    """A named POSIX semaphore: the writer's wake-up when readers return slots."""
+def open_regular(path: str) -> int:
+    """Open ``path`` read-only if it is a regular file; never block on a FIFO, never follow a link.
 
-    _sem: posix_ipc.Semaphore | None = None
-    _creator: bool = False
-
-    def __init__(self, name: str, *, create: bool, mode: int = 0o600, group: int | None = None) -> None:
-        self.name = name
-        try:
-            if create:
-                self._sem = posix_ipc.Semaphore(name, flags=posix_ipc.O_CREX, mode=mode, initial_value=0)
-                if group is not None:  # the semaphore is a file in /dev/shm: give it the group too
-                    path = os.path.join(SHM_DIR, "sem." + name.lstrip("/"))
-                    os.chown(path, -1, group, follow_symlinks=False)
-                    os.chmod(path, mode | stat.S_IRGRP | stat.S_IWGRP, follow_symlinks=False)
-            else:
-                self._sem = posix_ipc.Semaphore(name, flags=0)
-        except posix_ipc.ExistentialError as exc:
-            what = "already exists" if create else "does not exist"
-            raise SegmentError(errno.EEXIST if create else errno.ENOENT, f"semaphore {name} {what}") from exc
-        except posix_ipc.PermissionsError as exc:
-            raise SegmentError(errno.EACCES, f"no permission for semaphore {name}") from exc
-        except OSError as exc:  # ELOOP for a symlink at the name, EMFILE, ...
-            raise SegmentError(exc.errno, f"cannot open semaphore {name}: {exc.strerror}") from exc
-        except ValueError as exc:
-            raise SegmentError(errno.EINVAL, f"invalid semaphore name {name!r}") from exc
-        self._creator = create
-
-    def post(self) -> None:
-        if self._sem is not None:
-            self._sem.release()
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds; True if posted."""
-        if self._sem is None:
-            return False
-        try:
-            self._sem.acquire(max(timeout, 0.0))
-        except posix_ipc.BusyError:
-            return False
-        return True
-
-    def close(self) -> None:
-        sem, self._sem = self._sem, None
-        if sem is None:
-            return
-        sem.close()
-        if self._creator:
-            unlink_semaphore(self.name)
-
-
-def unlink_semaphore(name: str) -> bool:
+    Anyone can create files in /dev/shm: a FIFO there would block a plain ``open`` for ever.
+    Raises ``OSError`` (ELOOP, ENXIO, EINVAL for anything but a regular file, ...).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        posix_ipc.unlink_semaphore(name)
-    except posix_ipc.ExistentialError:
-        return False
-    return True
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -45,6 +45,7 @@ class EndpointView:
     segment: str | None = None  # writers: the advertised pool
     reader_id: str | None = None  # readers: the id their hold rows carry
     path: str = UNKNOWN  # readers: zero-copy, by-value or ?; writers: pool or dds
+    references: str | None = None  # zero-copy readers: "local" (their inbox) or "dds"
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,9 @@ class BusWatch:
                 writers = [
                     adverts[w.guid] or {} for w, _ in found if w.kind == "writer" and w.topic == view.topic
                 ]
-                view = replace(view, path=reader_path(doc, writers, True, view.local))
+                path = reader_path(doc, writers, True, view.local)
+                refs = doc.get("refs", "dds") if doc is not None and ZERO_COPY in path else None
+                view = replace(view, path=path, references=refs if isinstance(refs, str) else None)
             endpoints.append(view)
         pools = tuple(p for p in list_pools() if p.domain_id == domain_id)
         by_segment = {p.name: p for p in pools}

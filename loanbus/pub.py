@@ -6,7 +6,6 @@ import errno
 import logging
 import os
 import time
-import weakref
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -15,15 +14,26 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from loanbus import _advert, _statsfeed
+from loanbus._args import check_seconds
 from loanbus._export import DLPackField, field_view
 from loanbus._layout import ABI_VERSION
 from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
 from loanbus._shm import SegmentError
-from loanbus._transport import EndpointQos, PeerInfo, RefWriter, ValueWriter, value_type
+from loanbus._sinks import Sinks
+from loanbus._transport import (
+    EndpointQos,
+    Link,
+    PeerInfo,
+    RefWriter,
+    Registry,
+    RegistryError,
+    ValueWriter,
+    value_type,
+)
 from loanbus.errors import LoanStateError, LoanTimeoutError, PoolFormatError
 from loanbus.inspect import reap_dead
-from loanbus.pool import WriterPool, segment_name, topic_prefix
+from loanbus.pool import WriterPool, segment_name, socket_path, topic_prefix
 from loanbus.qos import Qos
 from loanbus.stats import WriterStatistics
 from loanbus.topic import Topic, by_value_gap, check_endpoint_args
@@ -34,6 +44,11 @@ log = logging.getLogger("loanbus")
 T = TypeVar("T")
 
 _ACTIVE, _WRITTEN, _DISCARDED = "active", "written", "discarded"
+
+
+def new_guid() -> bytes:
+    """A fresh 16-byte writer id (it names the pool and its registration socket)."""
+    return os.urandom(16)
 
 
 class Loan:
@@ -75,15 +90,24 @@ class Loan:
 
 @dataclass(frozen=True)
 class ReaderMatch:
-    """A reader matched by a writer, and whether it maps the pool (``shm``) or not."""
+    """A reader matched by a writer, and whether it maps the pool (``shm``) or not.
+
+    ``references`` says how a zero-copy reader gets its references: ``"local"`` (through its
+    inbox on this host), ``"dds"`` (the reference topic), or None for a by-value reader.
+    """
 
     guid: str
     pid: int | None
     shm: bool
     path: str = "zero-copy"  # "zero-copy" (maps the pool) or "by-value" (plain DDS topic)
+    references: str | None = None
 
 
-def _release_writer(refs: RefWriter | None, pool: WriterPool, values: ValueWriter | None = None) -> None:
+def _release_writer(
+    refs: RefWriter | None, pool: WriterPool, values: ValueWriter | None = None, sinks: Sinks | None = None
+) -> None:
+    if sinks is not None:
+        sinks.close()
     if values is not None:
         values.close()
     if refs is not None:
@@ -97,7 +121,13 @@ class DataWriter(Closeable, Generic[T]):
     ``get_loan()`` -> fill ``loan.data`` -> ``write(loan)``. Best effort reuses the oldest
     written slot when none is free; reliable waits up to ``qos.max_blocking_time`` for
     readers to return the slots they hold, then raises ``LoanTimeoutError``.
+
+    Readers on this host get references through the local path (their inbox); readers that
+    asked for the DDS path, and programs that read the reference topic, through Cyclone DDS,
+    which the writer uses only while such a reader is matched.
     """
+
+    _sinks: Sinks | None = None
 
     def __init__(self, topic: Topic[T], qos: Qos | None = None) -> None:
         self.qos = qos = check_endpoint_args(topic, qos)
@@ -125,6 +155,7 @@ class DataWriter(Closeable, Generic[T]):
         self._advert = advert
         self._refs: RefWriter | None = None
         self._values: ValueWriter | None = None
+        self._sinks = sinks = self._sinks_of(pool, stype, qos)
         endpoint_qos = EndpointQos(
             reliable=qos.reliable,
             depth=qos.writer_depth,
@@ -135,7 +166,7 @@ class DataWriter(Closeable, Generic[T]):
         )
         try:
             self._refs = refs = RefWriter(
-                participant.transport, topic.reference_topic_name, endpoint_qos, on_match_change=_waker(pool)
+                participant.transport, topic.reference_topic_name, endpoint_qos, on_match_change=sinks.wake
             )
             # The plain topic: readers that cannot map the pool, and plain Cyclone DDS readers.
             gap = by_value_gap(stype)
@@ -151,16 +182,21 @@ class DataWriter(Closeable, Generic[T]):
                     on_match_change=refs.matches,  # one dirty flag: write() checks it already
                 )
         except BaseException:
-            _release_writer(self._refs, pool)
+            _release_writer(self._refs, pool, self._values, sinks)
             raise
-        self._arm(f"DataWriter on {topic.name!r}", partial(_release_writer, self._refs, pool, self._values))
+        self._arm(
+            f"DataWriter on {topic.name!r}", partial(_release_writer, self._refs, pool, self._values, sinks)
+        )
         self._loans: dict[int, Loan] = {}  # slot -> the loan out on it
-        self._readers: dict[bytes, PeerInfo] = {}
+        self._readers: dict[bytes, Link] = {}  # attached zero-copy readers
         self._matched = 0
         self._size = pool.layout.sample_size
         self._writes_bytes = 0
         self._by_value_readers = 0  # write() serialises by value only while this is non-zero
         self._by_value_writes = self._by_value_bytes = 0
+        self._dds_readers = 0  # write() publishes on the reference topic only while this is non-zero
+        self._dds_writes = 0
+        self._receivers: list[Link] = []  # readers that get references through the local path
         self._raw: dict[int, memoryview] = {}
         participant._adopt(self)
         try:
@@ -169,11 +205,29 @@ class DataWriter(Closeable, Generic[T]):
             self.close()
             raise
 
+    def _sinks_of(self, pool: WriterPool, stype: ShmemType, qos: Qos) -> Sinks:
+        """The registration socket next to the pool, and the local readers behind it."""
+        try:
+            registry = Registry(
+                socket_path(pool.name, self.guid),
+                key=pool.registration_key,
+                slot_count=pool.slot_count,
+                writer_uid=os.getuid(),
+                group=qos.shm_group,
+            )
+        except (RegistryError, OSError) as exc:
+            pool.close()
+            raise PoolFormatError(f"cannot make the registration socket of pool {pool.name}: {exc}") from exc
+        return Sinks(pool, registry, self.topic.name)
+
     def _create_pool(self, domain_id: int, stype: ShmemType, qos: Qos) -> WriterPool:
         """Create the pool under a fresh name; a name someone squats on is never adopted."""
         for _attempt in range(3):
-            self.guid = os.urandom(16)
+            self.guid = new_guid()
             name = segment_name(domain_id, self.topic.name, self.guid)
+            if os.path.lexists(socket_path(name, self.guid)):
+                log.warning("registration socket name of %s is already taken; choosing another name", name)
+                continue
             try:
                 return WriterPool(
                     name,
@@ -188,7 +242,7 @@ class DataWriter(Closeable, Generic[T]):
                 )
             except SegmentError as exc:
                 if exc.errno != errno.EEXIST:
-                    raise PoolFormatError(f"cannot create pool {name}: {exc}") from exc
+                    raise PoolFormatError(f"cannot create pool {name}: {exc.strerror or exc}") from exc
                 log.warning("pool name %s is already taken; choosing another name", name)
         raise PoolFormatError(f"could not create a pool for {self.topic.name!r}: every name tried was taken")
 
@@ -197,34 +251,43 @@ class DataWriter(Closeable, Generic[T]):
     def get_loan(self, timeout: float | None = None) -> Loan:
         """A slot of the pool, stamped with a fresh sequence number, to fill in place.
 
-        Reliable writers wait up to ``timeout`` seconds (default ``qos.max_blocking_time``)
-        for readers to return slots, then raise ``LoanTimeoutError`` naming the holders.
+        Reliable writers wait up to ``timeout`` seconds (default ``qos.max_blocking_time``;
+        ``math.inf``: for ever) for readers to return slots, then raise ``LoanTimeoutError``
+        naming the holders.
         """
         if self._closed:
             self._check_open()
         pool = self._pool
-        if self._refs is not None and self._refs.matches.dirty:
+        if self._refs is not None and (self._refs.matches.dirty or self._sinks_pending(throttle=False)):
             self._sync_readers()
         slot = pool.try_acquire()  # best effort never returns None
         if slot is None:
-            wait = self.qos.max_blocking_time if timeout is None else timeout
+            wait = self.qos.max_blocking_time if timeout is None else check_seconds(timeout, "timeout")
+            sinks = self._sinks
+            assert sinks is not None
             try:
-                slot = pool.acquire(wait, before_try=self._sync_readers)
+                slot = pool.acquire(wait, before_try=self._sync_readers, wait=sinks.wait)
             except LoanTimeoutError as exc:
-                raise LoanTimeoutError(self._describe_holders(exc), exc.holders) from None
+                raise LoanTimeoutError(self._describe_holders(exc.holders), exc.holders) from None
+        elif timeout is not None:
+            check_seconds(timeout, "timeout")
         loan = Loan(self, slot, pool.sequences[slot], pool.payloads[slot])
         self._loans[slot] = loan
         return loan
 
     def write(self, loan: Loan, *, timestamp_ns: int | None = None) -> None:
-        """Publish the loan's slot (only a small reference crosses DDS); consumes the loan."""
+        """Publish the loan's slot (only a small reference leaves this process); consumes the loan.
+
+        Raises ``LoanTimeoutError`` when a reliable reader's inbox stayed full for
+        ``max_blocking_time``: every other reader got the sample, that reader did not.
+        """
         if self._closed:
             self._check_open()
         if loan.__class__ is not Loan or loan._writer is not self or loan._state is not _ACTIVE:
             self._own(loan)  # raises the precise error
         refs = self._refs
         assert refs is not None
-        if refs.matches.dirty:
+        if refs.matches.dirty or self._sinks_pending():
             self._sync_readers()
         ts = time.time_ns() if timestamp_ns is None else timestamp_ns
         slot = loan.slot
@@ -233,12 +296,37 @@ class DataWriter(Closeable, Generic[T]):
             # was published and the loan is still yours to write again or discard.
             self._write_by_value(slot, ts)
         seq = self._pool.publish(slot, ts)  # state and holds are in place before the reference leaves
+        stuck: list[Link] = []
         try:
-            refs.write(slot, seq, self._size, ts)
+            if self._receivers:
+                sinks = self._sinks
+                assert sinks is not None
+                stuck = sinks.deliver(slot, seq, self._size, ts, self.qos.max_blocking_time)
+                if sinks.receivers is not self._receivers:
+                    self._receivers = sinks.receivers  # a reader was lost meanwhile
+            if self._dds_readers:
+                refs.write(slot, seq, self._size, ts)
+                self._dds_writes += 1
         finally:
             loan._state = _WRITTEN  # the slot is WRITTEN either way; the loan is consumed
             del self._loans[slot]
         self._writes_bytes += self._size
+        if stuck:
+            names = [f"{link.reader_id.hex()} (pid {link.pid})" for link in stuck]
+            raise LoanTimeoutError(
+                f"write() on {self.topic.name!r}: the inbox of reader(s) {', '.join(names)} stayed "
+                f"full for {self.qos.max_blocking_time:g} s (they stopped taking); every other "
+                "reader got the sample",
+                [link.reader_id.hex() for link in stuck],
+            )
+
+    def _sinks_pending(self, *, throttle: bool = True) -> bool:
+        """A registration or a match waits for its other half, and it is time to look again.
+
+        ``get_loan`` looks every time at first (a registered reader's holds must count before
+        a slot is reused); ``write`` at most once a millisecond."""
+        sinks = self._sinks
+        return sinks is not None and sinks.pending and sinks.due(eager=not throttle)
 
     def _write_by_value(self, slot: int, ts: int) -> None:
         """Serialise the slot onto the plain topic (only while a by-value reader is matched)."""
@@ -271,30 +359,41 @@ class DataWriter(Closeable, Generic[T]):
     # -- readers -----------------------------------------------------------------------
 
     def _sync_readers(self) -> None:
-        """Give hold rows to newly matched local readers and clear those of readers gone."""
-        refs = self._refs
-        if refs is None or not refs.matches.dirty:
+        """Attach newly matched and registered local readers, detach those gone, and count the
+        readers that need references through DDS or samples by value."""
+        refs, sinks = self._refs, self._sinks
+        if refs is None or sinks is None or not (refs.matches.dirty or sinks.pending):
+            return
+        if not refs.matches.dirty:  # only a registration (or a reader DDS has not shown yet) waits
+            sinks.sync(None)
+            self._readers = dict(sinks.attached)
+            self._receivers = sinks.receivers
             return
         refs.matches.dirty = False  # cleared first: a change during the scan sets it again
         peers = refs.matched_readers()
         self._matched = len(peers)
-        local: dict[bytes, PeerInfo] = {}
+        local: dict[bytes, _advert.ReaderAdvert] = {}
+        dds = 0
         for peer in peers:
             ad = _advert.decode_reader(peer.user_data)
-            if ad is None or not _advert.maps_zero_copy(self._advert, ad):
+            if ad is None:
+                dds += 1  # a plain DDS reader of the reference topic (a C program, a tool)
+                continue
+            if not _advert.maps_zero_copy(self._advert, ad):
                 continue  # it reads by value (another host, user or type, or by choice)
-            if self.qos.reliable and not ad.reliable:
-                continue  # a best-effort reader never returns holds: it must not pin slots
             try:
-                local[bytes.fromhex(ad.reader_id)] = peer
+                rid = bytes.fromhex(ad.reader_id)
             except ValueError:
                 continue
-        for rid in list(self._pool.attached_readers()):
-            if rid not in local:
-                self._pool.release_row(rid)
-        for rid in local:
-            self._pool.assign_row(rid)
-        self._readers = local
+            local[rid] = ad
+            if ad.refs != "local":
+                dds += 1
+        sinks.sync(local)
+        self._readers = dict(sinks.attached)
+        self._receivers = sinks.receivers
+        before, self._dds_readers = self._dds_readers, dds
+        if self.qos.protected_slots and dds and not before:
+            self._replay_references()
         before = self._by_value_readers
         self._by_value_readers = now = sum(1 for _ in self._by_value_peers())
         if self.qos.protected_slots and self._values is not None and bool(before) != bool(now):
@@ -302,6 +401,15 @@ class DataWriter(Closeable, Generic[T]):
                 self._replay_history()
             else:
                 self._values.renew()  # its history went stale: nothing is serialised from now on
+
+    def _replay_references(self) -> None:
+        """The first reader on the DDS path arrived: the reference topic's history is stale (no
+        reference was written there meanwhile), so start it afresh with the newest slots."""
+        refs = self._refs
+        assert refs is not None
+        refs.renew()
+        for slot, seq in self._pool.newest_written(self.qos.protected_slots):
+            refs.write(slot, seq, self._size, self._pool.timestamp(slot))
 
     def _replay_history(self) -> None:
         """Write the newest written slots by value for the first by-value reader to join.
@@ -335,24 +443,24 @@ class DataWriter(Closeable, Generic[T]):
 
     def _ready_readers(self) -> int:
         """Readers that will receive the next write: zero-copy ones matched on the reference
-        topic, by-value ones (loanbus or plain DDS) matched on the plain topic."""
+        topic and attached to the pool, by-value ones (loanbus or plain DDS) matched on the
+        plain topic, and plain readers of the reference topic."""
         assert self._refs is not None
         ready = set()
         for peer in self._refs.matched_readers():
             ad = _advert.decode_reader(peer.user_data)
             if ad is None:
                 ready.add(peer.guid)
-            elif _advert.maps_zero_copy(self._advert, ad):
+            elif _advert.maps_zero_copy(self._advert, ad) and bytes.fromhex(ad.reader_id) in self._readers:
                 ready.add(ad.reader_id)
         ready.update(ad.reader_id if ad is not None else peer.guid for peer, ad in self._by_value_peers())
         return len(ready)
 
-    def _describe_holders(self, exc: LoanTimeoutError) -> str:
+    def _describe_holders(self, holders: tuple[str, ...]) -> str:
         names = []
-        for rid in exc.holders:
-            peer = self._readers.get(bytes.fromhex(rid))
-            ad = _advert.decode_reader(peer.user_data) if peer is not None else None
-            names.append(f"{rid} (pid {ad.pid}, {peer.guid})" if ad and peer else rid)
+        for rid in holders:
+            link = self._readers.get(bytes.fromhex(rid))
+            names.append(f"{rid} (pid {link.pid})" if link is not None else rid)
         return (
             f"get_loan() on {self.topic.name!r} timed out: every reusable slot is held by "
             f"reader(s) {', '.join(names)}"
@@ -368,9 +476,22 @@ class DataWriter(Closeable, Generic[T]):
         by_value = {ad.reader_id: peer for peer, ad in self._by_value_peers() if ad is not None}
         for peer in self._refs.matched_readers():
             ad = _advert.decode_reader(peer.user_data)
-            shm = ad is not None and bytes.fromhex(ad.reader_id) in self._readers
-            path = "by-value" if ad is None or ad.reader_id in by_value else "zero-copy"
-            out.append(ReaderMatch(guid=peer.guid, pid=ad.pid if ad else None, shm=shm, path=path))
+            link = self._readers.get(bytes.fromhex(ad.reader_id)) if ad is not None else None
+            if ad is None:  # a plain reader of the reference topic: DDS references, no pool rows
+                path, references = "zero-copy", "dds"
+            elif ad.reader_id in by_value or not _advert.maps_zero_copy(self._advert, ad):
+                path, references = "by-value", None
+            else:
+                path, references = "zero-copy", "dds" if ad.refs != "local" else "local"
+            out.append(
+                ReaderMatch(
+                    guid=peer.guid,
+                    pid=ad.pid if ad else None,
+                    shm=link is not None,
+                    path=path,
+                    references=references,
+                )
+            )
         for peer, ad in self._by_value_peers():
             if ad is None:  # a plain Cyclone DDS reader: it matches only the plain topic
                 out.append(ReaderMatch(guid=peer.guid, pid=None, shm=False, path="by-value"))
@@ -386,6 +507,8 @@ class DataWriter(Closeable, Generic[T]):
         """The writer's counters and its pool's occupancy now (see ``loanbus.WriterStatistics``)."""
         pool = self._pool
         free, loaned, written, held = pool.occupancy()
+        sinks = self._sinks
+        counters = sinks.counters if sinks is not None else None
         return WriterStatistics(
             **asdict(pool.stats),
             matched_readers=self._matched,
@@ -400,6 +523,12 @@ class DataWriter(Closeable, Generic[T]):
             loaned_slots=loaned,
             written_slots=written,
             held_slots=held,
+            local_readers=len(self._receivers),
+            dds_reference_readers=self._dds_readers,
+            dds_reference_writes=self._dds_writes,
+            dropped_references=counters.dropped_references if counters else 0,
+            lost_readers=counters.lost_readers if counters else 0,
+            refused_registrations=counters.refused_registrations if counters else 0,
         )
 
     def _stats_identity(self) -> dict[str, Any]:
@@ -426,15 +555,3 @@ class DataWriter(Closeable, Generic[T]):
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"pool {self._pool.name}"
         return f"DataWriter({self.topic.name!r}, {state})"
-
-
-def _waker(pool: WriterPool) -> Any:
-    """A match-change callback that wakes a blocked get_loan without keeping the writer alive."""
-    ref = weakref.ref(pool)
-
-    def wake() -> None:
-        p = ref()
-        if p is not None and not p.closed:
-            p.wake()
-
-    return wake

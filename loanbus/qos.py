@@ -5,6 +5,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from loanbus._args import check_bool, check_int, check_seconds
+
+#: The largest group id ``shm_group`` accepts (gid_t is 32 bits; 2**32 - 1 means "none").
+MAX_GID = 2**32 - 2
+
 
 class Reliability(enum.Enum):
     """Whether the writer may overwrite a slot that a reader has not returned yet."""
@@ -34,6 +39,12 @@ class Qos:
 
     ``by_value=True`` makes a reader receive private copies over plain DDS even from writers
     on its own host (as a reader on another host does); writers ignore it.
+
+    ``dds_references=True`` makes a zero-copy reader take its references through Cyclone DDS
+    (the reference topic) instead of the local path; writers ignore it. The local path is
+    faster; the DDS path is what C programs built on the generated header use.
+
+    ``max_blocking_time`` and every timeout are seconds; ``math.inf`` means wait for ever.
     """
 
     reliability: Reliability = Reliability.BEST_EFFORT
@@ -46,37 +57,38 @@ class Qos:
     shm_group: int | None = None
     huge_pages: bool = False
     by_value: bool = False
+    dds_references: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.reliability, Reliability):
             raise TypeError(f"reliability must be a Reliability, not {self.reliability!r}")
-        if not isinstance(self.huge_pages, bool):
-            raise TypeError(f"huge_pages must be a bool, not {self.huge_pages!r}")
         if not isinstance(self.durability, Durability):
             raise TypeError(f"durability must be a Durability, not {self.durability!r}")
-        if self.max_blocking_time < 0:
-            raise ValueError(f"max_blocking_time must be >= 0, not {self.max_blocking_time}")
-        if self.history_depth is not None and self.history_depth < 1:
-            raise ValueError(f"history_depth must be >= 1 or None, not {self.history_depth}")
+        for flag in ("huge_pages", "by_value", "dds_references"):
+            check_bool(getattr(self, flag), flag)
+        check_seconds(self.max_blocking_time, "max_blocking_time")
+        if self.history_depth is not None:
+            check_int(self.history_depth, "history_depth (or None)", low=1)
         if self.durability is Durability.TRANSIENT_LOCAL and self.reliability is not Reliability.RELIABLE:
             raise ValueError(
                 "TRANSIENT_LOCAL durability needs RELIABLE reliability: Cyclone DDS delivers "
                 "history to late joiners only over a reliable match"
             )
-        if not isinstance(self.by_value, bool):
-            raise TypeError(f"by_value must be a bool, not {self.by_value!r}")
-        if self.max_samples < 1:
-            raise ValueError(f"max_samples must be >= 1, not {self.max_samples}")
-        if not 1 <= self.reader_rows <= 1024:
-            raise ValueError(f"reader_rows must be within 1..1024, not {self.reader_rows}")
+        check_int(self.max_samples, "max_samples", low=1, high=65535)
+        check_int(self.reader_rows, "reader_rows", low=1, high=1024)
+        if self.shm_group is not None:
+            check_int(self.shm_group, "shm_group (a group id, or None)", low=0, high=MAX_GID)
         if self.pool_slots is not None:
-            if not 1 <= self.pool_slots <= 65536:
-                raise ValueError(f"pool_slots must be within 1..65536, not {self.pool_slots}")
+            check_int(self.pool_slots, "pool_slots (or None)", low=1, high=65536)
             if self.pool_slots <= self.protected_slots:
                 raise ValueError(
                     f"pool_slots={self.pool_slots} leaves no slot to loan: transient-local "
                     f"history keeps the newest {self.protected_slots} written slots"
                 )
+        if self.slot_count > 65536:
+            raise ValueError(
+                f"a pool of {self.slot_count} slots (max_samples + 1 + history) is more than 65536"
+            )
 
     @property
     def protected_slots(self) -> int:

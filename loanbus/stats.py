@@ -51,6 +51,12 @@ class WriterStatistics(_Statistics):
     loaned_slots: int
     written_slots: int
     held_slots: int
+    local_readers: int = 0  # attached readers that get references through the local path
+    dds_reference_readers: int = 0  # matched readers that need references through DDS
+    dds_reference_writes: int = 0  # references written on the DDS reference topic
+    dropped_references: int = 0  # best effort: a local reader's inbox was full
+    lost_readers: int = 0  # local readers detached because they died or hung up
+    refused_registrations: int = 0  # registrations refused (bad key, user, descriptors...)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,9 @@ class ReaderStatistics(_Statistics):
     map_failures: int  # pools this reader should have mapped but could not (logged as errors)
     incompatible_qos: int  # writers DDS reported as QoS-incompatible
     bytes_taken: int  # payload bytes taken zero-copy (by-value samples not counted)
+    malformed_records: int = 0  # inbox records that are not loanbus records
+    history_dropped: int = 0  # best effort: older references replaced by newer (history depth)
+    local_writers: int = 0  # writers that send this reader references through its inbox
     latency_samples: int = 0
     latency_p50_us: float | None = None
     latency_p90_us: float | None = None

@@ -1,126 +1,44 @@
-"""DataReader, LoanedSample and SampleInfo: take read-only views of a writer's pool."""
+"""DataReader: take read-only views of writers' pools; SampleInfo and LoanedSample come with it."""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Generic, NamedTuple, TypeVar, cast
-
-import numpy as np
+from typing import Any, Generic, TypeVar
 
 from loanbus import _advert, _aio, _statsfeed
+from loanbus._args import check_seconds
 from loanbus._byvalue import DecodeError
-from loanbus._export import DLPackField, field_view
 from loanbus._lifetime import Closeable, wait_until
-from loanbus._notify import DataNotifier
+from loanbus._notify import DataNotifier, unwatch, watch
 from loanbus._proc import host_identity
-from loanbus._transport import EndpointQos, RefMessage, RefReader, ValueMessage, ValueReader, value_type
-from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, PoolFormatError, TransportError
-from loanbus.pool import ReaderPool
+from loanbus._sources import CopySource, Source, Sources
+from loanbus._transport import EndpointQos, Inbox, Record, RefReader, ValueMessage, ValueReader, value_type
+from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, TransportError
 from loanbus.qos import Qos
+from loanbus.sample import LoanedSample, SampleInfo, new_info
 from loanbus.stats import LATENCY_MASK, LatencyWindow, ReaderStatistics
 from loanbus.topic import Topic, by_value_gap, check_endpoint_args
 
 T = TypeVar("T")
 log = logging.getLogger("loanbus")
 
-
-class SampleInfo(NamedTuple):
-    """What came with a sample: its writer's sequence number, source time and slot."""
-
-    sequence_number: int
-    source_timestamp: int
-    valid: bool
-    slot: int
-    publication_handle: int
-    reception_timestamp: int
-
-
-_new_tuple = tuple.__new__  # builds a SampleInfo without the Python-level NamedTuple __new__
-
-
-class LoanedSample:
-    """A taken sample: ``data`` is a read-only view of the writer's shared memory.
-
-    Use it, then ask ``reader.is_data_consistent(sample)``, then ``return_loan`` it. After
-    the return, touching ``data`` raises ``LoanStateError``.
-    """
-
-    __slots__ = ("_data", "_pool", "_reader", "_returned", "info")
-
-    def __init__(
-        self, reader: DataReader[Any], pool: _PoolEntry, data: np.ndarray[Any, Any], info: SampleInfo
-    ) -> None:
-        self._reader = reader
-        self._pool = pool
-        self._data = data
-        self.info = info
-        self._returned = False
-
-    @property
-    def data(self) -> np.ndarray[Any, Any]:
-        if self._returned:
-            raise LoanStateError("this sample was already returned")
-        return self._data
-
-    @property
-    def returned(self) -> bool:
-        return self._returned
-
-    def dlpack(self, field: str) -> DLPackField:
-        """Field ``field`` for ``np.from_dlpack`` / ``torch.from_dlpack``: zero-copy, read-only.
-
-        See docs/ecosystem.md. Valid like ``data``: until the sample is returned.
-        """
-        return DLPackField(field_view(self.data, field), field)
-
-    def __repr__(self) -> str:
-        state = "returned" if self._returned else "taken"
-        return f"LoanedSample(seq={self.info.sequence_number}, slot={self.info.slot}, {state})"
-
-
-class _PoolEntry:
-    """A mapped writer pool plus how many of our samples still point into it."""
-
-    __slots__ = ("outstanding", "pool", "retired", "row")
-
-    def __init__(self, pool: ReaderPool) -> None:
-        self.pool = pool
-        self.outstanding = 0
-        self.retired = False
-        self.row: int | None = None
-
-    def maybe_close(self) -> None:
-        if self.retired and self.outstanding == 0:
-            self.pool.close()
-
-
-class _CopyPool:
-    """Stands in for a pool behind by-value samples: a private copy is always consistent."""
-
-    def is_consistent(self, slot: int, seq: int) -> bool:
-        return True
-
-    def release(self, slot: int, seq: int, *, wake: bool = True) -> None:
-        pass
-
-    def wake_writer(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+__all__ = ["DataReader", "LoanedSample", "SampleInfo", "WriterMatch"]
 
 
 @dataclass(frozen=True)
 class WriterMatch:
-    """A writer matched by a reader; ``shm`` says whether its pool is mapped zero-copy."""
+    """A writer matched by a reader; ``shm`` says whether its pool is mapped zero-copy.
+
+    ``references`` says how references of a zero-copy writer arrive: ``"local"`` (this
+    reader's inbox) or ``"dds"``; None for a by-value writer.
+    """
 
     guid: str
     segment: str | None
@@ -128,49 +46,33 @@ class WriterMatch:
     shm: bool
     path: str = "zero-copy"  # "zero-copy" (maps the pool) or "by-value" (plain DDS topic)
     host: str | None = None  # the writer's host identity, None for a plain DDS writer
+    references: str | None = None
 
 
 def _release_reader(
-    refs: RefReader, pools: dict[int, _PoolEntry], notifier: DataNotifier, values: ValueReader | None
+    refs: RefReader, sources: Sources, notifier: DataNotifier, values: ValueReader | None, inbox: Inbox
 ) -> None:
     notifier.stop()
-    if notifier.inside_callback():
-        # Cyclone cannot delete a reader from inside its own listener: finish on a short-lived
-        # thread, which deletes it (waiting for this callback to return) and then the pools.
-        threading.Thread(
-            target=_release_later, args=(refs, pools, values), name="loanbus-reader-close", daemon=True
-        ).start()
-        return
+    unwatch(inbox.fileno())
+    with sources.lock:
+        sources.closed = True  # Cyclone's listener registers nothing from now on
     if values is not None:
         values.close()
-    _release_pools(pools)
     refs.close()
-
-
-def _release_later(refs: RefReader, pools: dict[int, _PoolEntry], values: ValueReader | None) -> None:
-    refs.close()
-    if values is not None:
-        values.close()
-    _release_pools(pools)
-
-
-def _release_pools(pools: dict[int, _PoolEntry]) -> None:
-    for entry in pools.values():
-        entry.pool.release_all()
-        entry.retired = True
-        entry.pool.close()
-    pools.clear()
+    sources.close()
+    inbox.close()
 
 
 class DataReader(Closeable, Generic[T]):
-    """Takes references from DDS and hands out read-only views of the writers' pools.
+    """Takes references (from its inbox, or from DDS) and hands out read-only views of pools.
 
-    ``on_data_available(reader)`` is called from a Cyclone thread when references arrive
+    ``on_data_available(reader)`` is called on loanbus's callback thread when samples arrive
     (docs/ecosystem.md); ``await take_async()`` and ``async for`` serve asyncio.
     """
 
     _notifier: DataNotifier | None = None
-    _listening = False  # the data-available listener is installed
+    _inbox: Inbox | None = None
+    _watched = False  # the callback thread watches the inbox (on_data_available)
 
     def __init__(
         self,
@@ -185,6 +87,7 @@ class DataReader(Closeable, Generic[T]):
         self.topic = topic
         self._stype = topic.shmem_type
         self._reliable = qos.reliable
+        self._depth = qos.reader_depth
         self.reader_id = os.urandom(16)
         self._host = host_identity()
         advert = _advert.ReaderAdvert(
@@ -197,8 +100,12 @@ class DataReader(Closeable, Generic[T]):
             group=-1 if qos.shm_group is None else qos.shm_group,
             by_value=qos.by_value,
             type_hash=self._stype.type_hash.hex(),
+            refs="dds" if qos.dds_references else "local",
         )
         self._advert = advert
+        gap = by_value_gap(self._stype)
+        if gap is not None and qos.by_value:
+            raise ValueError(f"Qos(by_value=True) on {topic.name!r}: {gap}")
         endpoint_qos = EndpointQos(
             reliable=qos.reliable,
             depth=qos.reader_depth,
@@ -207,18 +114,40 @@ class DataReader(Closeable, Generic[T]):
             user_data=_advert.encode_reader(advert),
             name=f"loanbus reader {topic.name} (references)",
         )
-        self._refs = RefReader(topic.participant.transport, topic.reference_topic_name, endpoint_qos)
-        # The plain topic: samples of writers this reader cannot (or must not) map, and of
-        # plain Cyclone DDS writers. Cyclone's thread drains it into _value_queue.
+        self._inbox = inbox = Inbox()
+        self._queue: deque[Record] = deque()  # records read from the inbox, not handed out yet
+        self._dds_ready = False  # references arrived through DDS (set on Cyclone's thread)
         self._value_queue: deque[ValueMessage] = deque(maxlen=qos.reader_depth)
         self._value_accept: dict[int, bool] = {}  # plain-topic publication handle -> keep?
-        self._by_value_taken = self._by_value_dropped = self._by_value_refused = self._map_failures = 0
+        self._by_value_taken = self._by_value_dropped = self._by_value_refused = 0
+        self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
+        self._history_dropped = 0
         self._values: ValueReader | None = None
-        gap = by_value_gap(self._stype)
+        me = weakref.ref(self)
+        try:
+            self._refs = RefReader(
+                topic.participant.transport,
+                topic.reference_topic_name,
+                endpoint_qos,
+                on_match_change=partial(_writers_changed, me),
+                on_data=partial(_dds_arrived, me),
+            )
+        except BaseException:
+            inbox.close()
+            raise
+        self._sources = Sources(
+            reader_id=self.reader_id,
+            stype=self._stype,
+            advert=advert,
+            inbox=inbox,
+            writer_info=self._refs.writer_info,
+            trusted_group=qos.shm_group,
+            dds_refs=qos.dds_references,
+            topic=topic.name,
+            history=qos.protected_slots,
+            replay=self._queue.extend,
+        )
         if gap is not None:
-            if qos.by_value:
-                self._refs.close()
-                raise ValueError(f"Qos(by_value=True) on {topic.name!r}: {gap}")
             log.warning("reader on %r: %s", topic.name, gap)
         try:
             if gap is None:
@@ -229,48 +158,47 @@ class DataReader(Closeable, Generic[T]):
                     self._value_type,
                     replace(endpoint_qos, name=f"loanbus reader {topic.name} (by value)"),
                     matches=self._refs.matches,  # one dirty flag for both topics
-                    on_data=_drainer(self),
+                    on_data=partial(_values_arrived, me),
                 )
         except BaseException:
             self._refs.close()
+            inbox.close()
             raise
-        self._copies = _PoolEntry(cast(ReaderPool, _CopyPool()))
-        self._pools: dict[int, _PoolEntry] = {}
-        self._unmappable: dict[int, str] = {}
-        self._taken = self._returned = self._checks = self._inconsistent = self._refused = 0
-        self._lost_writers = 0
-        self._gone: set[int] = set()  # publication handles of writers whose pools we retired
+        self._copies = CopySource()
         self._latency = LatencyWindow()
         self._lat = self._latency.values  # write->take ns, stored by _admit at taken & LATENCY_MASK
         self._notifier = notifier = DataNotifier(self, on_data_available)
-        release = partial(_release_reader, self._refs, self._pools, notifier, self._values)
+        release = partial(_release_reader, self._refs, self._sources, notifier, self._values, inbox)
         self._arm(f"DataReader on {topic.name!r}", release)
         topic.participant._adopt(self)
         try:
             _statsfeed.register(self, topic.participant.transport, self._stats_identity())
+            self._refresh()  # writers Cyclone matched before the listener could see this reader
+            if on_data_available is not None:
+                watch(inbox.fileno(), notifier)
+                self._watched = True
         except BaseException:
             self.close()
             raise
-        if on_data_available is not None:
-            self._notifications()
 
     # -- taking ------------------------------------------------------------------------
 
     def take(self, max_samples: int = 16, timeout: float | None = None) -> list[LoanedSample]:
-        """Up to ``max_samples`` samples; with ``timeout`` wait that long for the first one."""
+        """Up to ``max_samples`` samples; with ``timeout`` wait that long for the first one
+        (``math.inf``: until one arrives)."""
         if self._closed:
             self._check_open()
-        if max_samples < 1:
-            raise ValueError(f"max_samples must be >= 1, not {max_samples}")
-        refs = self._refs
+        if max_samples.__class__ is not int or max_samples < 1:
+            _check_count(max_samples)
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout")
+        inbox = self._inbox
+        assert inbox is not None
         deadline = None
         while True:
-            if refs.matches.dirty:
-                self._prune_writers()
-            msgs = refs.take(max_samples)
-            samples = self._admit(msgs) if msgs else []
-            if self._value_queue and len(samples) < max_samples:
-                samples += self._take_by_value(max_samples - len(samples))
+            if self._refs.matches.dirty or self._sources.retry_due:
+                self._refresh()
+            samples = self._take_now(max_samples)
             if samples:
                 return samples
             if timeout is None:
@@ -280,43 +208,104 @@ class DataReader(Closeable, Generic[T]):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            refs.wait(remaining)
+            inbox.wait(None if remaining > 1e9 else remaining)
+            if self._closed:
+                self._check_open()
 
-    def _admit(self, msgs: list[RefMessage]) -> list[LoanedSample]:
-        """Samples for the references that are valid; refused ones are logged and counted."""
+    def _take_now(self, n: int) -> list[LoanedSample]:
+        """What is there now, without waiting: inbox records, DDS references, by-value copies."""
+        queue = self._queue
+        records = self._inbox.read()  # type: ignore[union-attr]
+        if records:
+            queue.extend(records)
+            if not self._reliable and self._depth is not None and len(queue) > self._depth:
+                self._keep_newest(queue, self._depth)
+        out = self._admit(queue, n, self._sources.by_index, dds=False) if queue else []
+        if self._dds_ready and len(out) < n:
+            self._dds_ready = False  # reset before taking: an arrival after this sets it again
+            msgs = self._refs.take(n - len(out))
+            if msgs:
+                out += self._admit(deque(msgs), n - len(out), self._sources.by_handle, dds=True)
+        if self._value_queue and len(out) < n:
+            out += self._take_by_value(n - len(out))
+        return out
+
+    def _keep_newest(self, queue: deque[Record], depth: int) -> None:
+        """Best effort: of each writer, only the newest ``depth`` references wait (history depth)."""
+        kept: list[Record] = []
+        seen: dict[int, int] = {}
+        for record in reversed(queue):
+            count = seen.get(record[0], 0)
+            if count < depth:
+                seen[record[0]] = count + 1
+                kept.append(record)
+        dropped = len(queue) - len(kept)
+        if dropped:
+            self._history_dropped += dropped
+            queue.clear()
+            queue.extend(reversed(kept))
+
+    def _admit(
+        self, queue: deque[Record], n: int, sources: dict[int, Source], *, dds: bool
+    ) -> list[LoanedSample]:
+        """Samples for up to ``n`` valid references of ``queue``; refused ones are logged and
+        counted, and their holds given back. ``sources`` maps a record's first field (an inbox
+        index, or a DDS publication handle) to the writer's pool."""
         out: list[LoanedSample] = []
-        pools = self._pools
         now = time.time_ns()
         sized: set[int] = set()  # pools whose size was checked in this batch (one lseek each)
         lat, at, mask = self._lat, self._taken, LATENCY_MASK
-        for handle, slot, seq, size, timestamp in msgs:
-            entry = pools.get(handle)
-            if entry is None:
-                entry = self._open_pool(handle)
-                if entry is None:
+        while queue and len(out) < n:
+            key, slot, seq, size, timestamp = queue.popleft()
+            source = sources.get(key)
+            if source is None:
+                source = self._unknown(key, dds)
+                if source is None:
                     continue
-            pool = entry.pool
+            elif dds and (source.local or 0 < seq <= source.floor):
+                continue  # a copy of what our inbox brings, or of history taken from the pool
+            pool = source.pool
             try:
-                pool.check(slot, seq, size, sized=handle in sized)
-                sized.add(handle)
+                pool.check(slot, seq, size, sized=key in sized)
+                sized.add(key)
             except (InvalidReferenceError, BrokenError) as exc:
-                self._refused += 1
-                log.warning("refused a reference: %s", exc)
+                self._refuse(source, slot, seq, exc)
                 continue
-            if entry.row is None and self._reliable:
-                entry.row = pool.find_row(self.reader_id)
-            entry.outstanding += 1
+            source.outstanding += 1
             lat[at & mask] = now - timestamp  # write->take latency, for statistics()
             at += 1
-            info = _new_tuple(SampleInfo, (seq, timestamp, True, slot, handle, now))
-            out.append(LoanedSample(self, entry, pool.view(slot), info))
+            info = new_info(SampleInfo, (seq, timestamp, True, slot, key if dds else source.handle, now))
+            out.append(LoanedSample(self, source, pool.view(slot), info))
         self._taken += len(out)
         return out
 
+    def _unknown(self, key: int, dds: bool) -> Source | None:
+        """The pool of a reference whose writer is not known: one DDS has just matched (map
+        it now), one that is gone (drop its late references), or none at all (refuse)."""
+        sources = self._sources
+        if dds:
+            if key in sources.gone or key in sources.unmappable:
+                return None
+            sources.add([key])
+            source = sources.by_handle.get(key)
+            return None if source is None or source.local else source
+        if key >= sources.next_index:
+            self._inbox.malformed += 1  # type: ignore[union-attr]
+            log.warning("refused an inbox record of writer index %d, which was never given out", key)
+        return None
+
+    def _refuse(self, source: Source, slot: int, seq: int, exc: Exception) -> None:
+        """A reference that cannot be valid: count it, and give back the hold it came with."""
+        self._refused += 1
+        if source.release(slot, seq):
+            source.ring_if_waiting()
+            log.warning("refused a reference (its hold was given back): %s", exc)
+        else:
+            log.warning("refused a reference: %s", exc)
+
     def _take_by_value(self, n: int) -> list[LoanedSample]:
         """Up to ``n`` queued by-value samples, decoded into private copies of the dtype."""
-        queue, refs = self._value_queue, self._refs
-        refs.wake(False)  # reset before popping: an arrival after this sets it again
+        queue = self._value_queue
         out: list[LoanedSample] = []
         while queue and len(out) < n:
             msg = queue.popleft()
@@ -332,8 +321,6 @@ class DataReader(Closeable, Generic[T]):
             self._lat[(self._taken + len(out)) & LATENCY_MASK] = now - msg.timestamp_ns
             self._copies.outstanding += 1
             out.append(LoanedSample(self, self._copies, data, info))
-        if queue:
-            refs.wake(True)
         self._taken += len(out)
         self._by_value_taken += len(out)
         return out
@@ -352,10 +339,8 @@ class DataReader(Closeable, Generic[T]):
                         self._by_value_dropped += 1
         except TransportError:
             return  # closed under us
-        if self._value_queue:
-            self._refs.wake(True)
-            if self._listening and self._notifier is not None:
-                self._notifier.on_data()  # async waiters and on_data_available hear copies too
+        if self._value_queue and self._inbox is not None:
+            self._inbox.wake()  # take(), async waiters and on_data_available hear copies too
 
     def _keeps(self, handle: int) -> bool:
         """Whether by-value samples of this plain-topic writer are ours (it is not mapped)."""
@@ -368,59 +353,15 @@ class DataReader(Closeable, Generic[T]):
             self._value_accept[handle] = keep
         return keep
 
-    def _open_pool(self, handle: int) -> _PoolEntry | None:
-        """Map the pool of a newly seen writer; remember writers whose pool we cannot map."""
-        if handle in self._unmappable or handle in self._gone:
-            return None  # a late reference from a writer already gone is dropped
-        peer = self._refs.writer_info(handle)
-        advert = _advert.decode_writer(peer.user_data) if peer is not None else None
-        reason = None
-        if advert is None:
-            reason = "the writer does not advertise a loanbus pool"
-        elif not _advert.maps_zero_copy(advert, self._advert):
-            # Not ours to map (another host, user, type, or by value asked): its samples
-            # arrive on the plain topic. The writer applies the same rule.
-            self._unmappable[handle] = "by value"
-            log.debug("writer %x of %r is read by value", handle, self.topic.name)
-            return None
-        else:
-            try:
-                pool = ReaderPool(
-                    advert.segment,
-                    self._stype,
-                    writer_guid=bytes.fromhex(advert.writer_guid),
-                    trusted_group=self.qos.shm_group,
-                )
-            except (PoolFormatError, ValueError) as exc:
-                reason = str(exc)
-            else:
-                entry = _PoolEntry(pool)
-                self._pools[handle] = entry
-                return entry
-        self._unmappable[handle] = reason
-        if advert is not None:
-            # The writer counts on us mapping it and sends nothing by value: an error.
-            self._map_failures += 1
-            log.error("cannot map the pool of writer %x on %r: %s", handle, self.topic.name, reason)
-        else:
-            log.warning("cannot map the pool of writer %x on %r: %s", handle, self.topic.name, reason)
-        return None
-
-    def _prune_writers(self) -> None:
-        """Retire the pools of writers that are no longer matched (closed or dead)."""
+    def _refresh(self) -> None:
+        """Register with newly matched writers, retire those gone (closed or dead)."""
         self._refs.matches.dirty = False
         alive = {peer.handle for peer in self._refs.matched_writers()}
-        for handle in [h for h in self._pools if h not in alive]:
-            entry = self._pools.pop(handle)
-            self._gone.add(handle)
-            entry.retired = True
-            entry.maybe_close()
-            self._lost_writers += 1
-            log.info(
-                "writer %x of %r is gone (closed or dead); its pool is released", handle, self.topic.name
-            )
-        for handle in [h for h in self._unmappable if h not in alive]:
-            del self._unmappable[handle]
+        sources = self._sources
+        sources.prune(alive)
+        sources.add(alive)
+        if sources.retry_due:
+            sources.retry()
         if self._values is not None and self._value_accept:
             value_alive = {peer.handle for peer in self._values.matched_writers()}
             for handle in [h for h in self._value_accept if h not in value_alive]:
@@ -433,10 +374,13 @@ class DataReader(Closeable, Generic[T]):
 
         Ask *after* using the data: a True answer covers every byte read before it.
         """
+        if self._closed:
+            self._check_open()
         if sample._returned:
             raise LoanStateError("this sample was already returned")
         self._checks += 1
-        ok = sample._pool.pool.is_consistent(sample.info.slot, sample.info.sequence_number)
+        info = sample.info
+        ok: bool = sample._pool.pool.is_consistent(info.slot, info.sequence_number)
         if not ok:
             self._inconsistent += 1
         return ok
@@ -455,23 +399,26 @@ class DataReader(Closeable, Generic[T]):
         for sample in batch:  # check every sample before returning any
             if sample.__class__ is not LoanedSample or sample._reader is not self or sample._returned:
                 self._refuse_return(sample)
-        reliable = self._reliable
-        woken = None
+        if len(batch) > 1 and len({id(s) for s in batch}) != len(batch):
+            raise LoanStateError("the same sample appears more than once in this return_loan")
+        woken: Source | None = None
         for sample in batch:
             sample._returned = True
-            entry = sample._pool
-            entry.outstanding -= 1
-            if reliable:
+            source = sample._pool
+            source.outstanding -= 1
+            cells = source.cells
+            if cells is not None:
                 info = sample.info
-                entry.pool.release(info.slot, info.sequence_number, wake=False)
-                if entry is not woken:
+                if cells[info.slot] == info.sequence_number:
+                    cells[info.slot] = 0  # the writer may reuse the slot
+                if source is not woken:
                     if woken is not None:
-                        woken.pool.wake_writer()  # a batch from several writers: one post each
-                    woken = entry
-            if entry.retired:
-                entry.maybe_close()
+                        woken.ring_if_waiting()  # a batch from several writers: one ring each
+                    woken = source
+            if source.retired:
+                source.maybe_close()
         if woken is not None:
-            woken.pool.wake_writer()  # one post per batch, after every hold is cleared
+            woken.ring_if_waiting()  # one ring per batch, after every hold is cleared
         self._returned += len(batch)
 
     def _refuse_return(self, sample: object) -> None:
@@ -485,14 +432,21 @@ class DataReader(Closeable, Generic[T]):
     # -- push and asyncio (docs/ecosystem.md) ------------------------------------------
 
     def _notifications(self) -> DataNotifier:
-        """The reader's notifier, its data-available listener installed on first use."""
+        """The reader's notifier (asyncio waiters park with it)."""
         self._check_open()
         notifier = self._notifier
         assert notifier is not None
-        if not self._listening:
-            self._refs.set_data_listener(notifier.on_data)
-            self._listening = True
         return notifier
+
+    def fileno(self) -> int:
+        """The one file descriptor that becomes readable when samples may be there to take.
+
+        For event loops (``loop.add_reader``, ``select``): readable means "call take()"; take
+        what is there, then wait again. ``take_async`` and ``async for`` use it for you.
+        """
+        self._check_open()
+        assert self._inbox is not None
+        return self._inbox.fileno()
 
     async def take_async(self, max_samples: int = 16, timeout: float | None = None) -> list[LoanedSample]:
         """Like ``take`` but awaits the first sample: up to ``timeout`` s, or without limit if None.
@@ -517,13 +471,20 @@ class DataReader(Closeable, Generic[T]):
     # -- observability -----------------------------------------------------------------
 
     def wait_for_writers(self, count: int = 1, timeout: float = 10.0) -> bool:
-        """Wait until at least ``count`` writers are matched on the path that will carry them."""
+        """Wait until at least ``count`` writers are matched on the path that will carry them
+        (zero-copy ones: their pool mapped and this reader registered with them)."""
         self._check_open()
-        return wait_until(lambda: len(self._ready_writers()) >= count, timeout)
+
+        def enough() -> bool:
+            if self._refs.matches.dirty or self._sources.retry_due:
+                self._refresh()
+            return len(self._ready_writers()) >= count
+
+        return wait_until(enough, timeout)
 
     def _ready_writers(self) -> list[WriterMatch]:
         """Matched writers whose samples can reach us now (by-value ones: on the plain topic)."""
-        return [m for m, on_plain in self._writer_matches() if m.path == "zero-copy" or on_plain]
+        return [m for m, on_plain in self._writer_matches() if m.shm or (m.path == "by-value" and on_plain)]
 
     def matched_writers(self) -> list[WriterMatch]:
         """Every writer matched now and the path its samples take: "zero-copy" or "by-value".
@@ -536,13 +497,18 @@ class DataReader(Closeable, Generic[T]):
 
     def _match(self, guid: str, handle: int, ad: _advert.WriterAdvert | None) -> WriterMatch:
         zero_copy = ad is not None and _advert.maps_zero_copy(ad, self._advert)
+        source = self._sources.by_handle.get(handle)
+        references = None
+        if zero_copy:
+            references = "dds" if self.qos.dds_references else "local"
         return WriterMatch(
             guid=guid,
             segment=ad.segment if ad else None,
             pid=ad.pid if ad else None,
-            shm=zero_copy and handle not in self._unmappable,
+            shm=zero_copy and source is not None,
             path="zero-copy" if zero_copy else "by-value",
             host=ad.host if ad else None,
+            references=references,
         )
 
     def _writer_matches(self) -> list[tuple[WriterMatch, bool]]:
@@ -573,17 +539,20 @@ class DataReader(Closeable, Generic[T]):
             returned=self._returned,
             consistency_checks=self._checks,
             inconsistent=self._inconsistent,
-            refused_references=self._refused,
-            unmappable_writers=len(self._unmappable),
-            mapped_pools=len(self._pools),
-            lost_writers=self._lost_writers,
+            refused_references=self._refused + self._refs.refused,
+            unmappable_writers=len(self._sources.unmappable),
+            mapped_pools=len(self._sources.by_index),
+            lost_writers=self._sources.lost_writers,
             by_value_taken=self._by_value_taken,
             by_value_dropped=self._by_value_dropped,
             by_value_refused=self._by_value_refused,
-            map_failures=self._map_failures,
+            map_failures=self._sources.map_failures,
             incompatible_qos=self._refs.qos_alarm.count
             + (self._values.qos_alarm.count if self._values else 0),
             bytes_taken=(taken - self._by_value_taken) * self._stype.itemsize,
+            malformed_records=self._inbox.malformed if self._inbox is not None else 0,
+            history_dropped=self._history_dropped,
+            local_writers=sum(1 for s in list(self._sources.by_index.values()) if s.local),
             **self._latency.summary(taken),
         )
 
@@ -603,13 +572,40 @@ class DataReader(Closeable, Generic[T]):
         return f"DataReader({self.topic.name!r}{', closed' if self.closed else ''})"
 
 
-def _drainer(reader: DataReader[Any]) -> Callable[[], None]:
-    """The plain topic's data-available callback, without keeping the reader alive."""
-    ref = weakref.ref(reader)
+def _check_count(max_samples: object) -> None:
+    if not isinstance(max_samples, int) or isinstance(max_samples, bool):
+        raise TypeError(f"max_samples must be an int, not {max_samples!r}")
+    raise ValueError(f"max_samples must be >= 1, not {max_samples}")
 
-    def drain() -> None:
-        r = ref()
-        if r is not None:
-            r._drain_values()
 
-    return drain
+# Cyclone's listener thread calls these; they hold the reader only weakly and never raise.
+
+
+def _writers_changed(ref: weakref.ref[DataReader[Any]]) -> None:
+    """Matched writers changed: register with new ones now, so that a writer waiting for this
+    reader (maybe on this reader's own thread) sees it. Writers gone are retired by the
+    reader's own thread (the match flag is set)."""
+    reader = ref()
+    if reader is None or reader._closed:
+        return
+    sources = reader.__dict__.get("_sources")
+    if sources is not None:
+        try:
+            sources.add(peer.handle for peer in reader._refs.matched_writers())
+        except Exception:  # the reader is closing under us; its own thread registers otherwise
+            log.debug("registration on the listener thread failed", exc_info=True)
+
+
+def _dds_arrived(ref: weakref.ref[DataReader[Any]]) -> None:
+    """References arrived through DDS."""
+    reader = ref()
+    if reader is not None and reader._inbox is not None:
+        reader._dds_ready = True
+        reader._inbox.wake()
+
+
+def _values_arrived(ref: weakref.ref[DataReader[Any]]) -> None:
+    """By-value samples arrived on the plain topic."""
+    reader = ref()
+    if reader is not None:
+        reader._drain_values()

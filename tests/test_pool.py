@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
 import loanbus
+from loanbus._transport import HoldBlock
 from loanbus.pool import ReaderPool, WriterPool, segment_name
 from tests.helpers import CTX, SMALL, join_ok
 
@@ -106,31 +107,41 @@ def test_a_reference_outside_the_pool_is_refused(pools: tuple[WriterPool, Reader
 
 def test_reliable_pool_waits_for_a_held_slot_and_names_the_holder() -> None:
     writer, reader = _make(reliable=True)
+    holds = HoldBlock.create(writer.slot_count)  # what a reader registers with (no DDS here)
     try:
         rid = b"r" * 16
-        assert writer.assign_row(rid) == 0
-        assert reader.find_row(rid) == 0
+        assert writer.attach_reader(rid, cells=holds.cells, waiting=holds.waiting) == 0
         slot1, seq1 = _write(writer, 1)
         slot2, seq2 = _write(writer, 2)
-        assert reader.holds(slot1, seq1) and reader.holds(slot2, seq2)
+        assert (holds.cells[slot1], holds.cells[slot2]) == (seq1, seq2)  # set before publishing
         with pytest.raises(loanbus.LoanTimeoutError) as info:
             writer.acquire(0.2)
         assert info.value.holders == (rid.hex(),)
         assert rid.hex() in str(info.value)
-        # A return from another thread wakes the waiting writer well before its deadline.
-        threading.Timer(0.2, reader.release, (slot1, seq1)).start()
+        assert holds.waiting[0] == 0  # the writer says it waits only while it waits
+
+        waiting_seen: list[int] = []
+
+        def give_back() -> None:  # a reader returning the sample, from another thread
+            waiting_seen.append(holds.waiting[0])
+            holds.cells[slot1] = 0
+
+        threading.Timer(0.2, give_back).start()
         started = time.monotonic()
         assert writer.acquire(30.0) == slot1
         assert time.monotonic() - started < 20.0
+        assert waiting_seen == [1]  # the reader would have rung the writer
     finally:
-        reader.close()
         writer.close()
+        holds.close()
+        reader.close()
 
 
 def test_releasing_a_gone_readers_row_frees_its_slots() -> None:
     writer, reader = _make(reliable=True)
+    holds = HoldBlock.create(writer.slot_count)
     try:
-        writer.assign_row(b"r" * 16)
+        writer.attach_reader(b"r" * 16, cells=holds.cells, waiting=holds.waiting)
         _write(writer, 1)
         _write(writer, 2)
         assert writer.try_acquire() is None
@@ -139,6 +150,22 @@ def test_releasing_a_gone_readers_row_frees_its_slots() -> None:
     finally:
         reader.close()
         writer.close()
+        holds.close()
+
+
+def test_a_best_effort_pool_never_waits_for_holds() -> None:
+    writer, reader = _make(reliable=False)
+    holds = HoldBlock.create(writer.slot_count)
+    try:
+        writer.attach_reader(b"r" * 16, cells=holds.cells, waiting=holds.waiting)
+        _write(writer, 1)
+        _write(writer, 2)
+        assert list(holds.cells) == [0, 0]  # no hold is ever set ...
+        assert writer.try_acquire() is not None  # ... and the oldest slot is reused at once
+    finally:
+        reader.close()
+        writer.close()
+        holds.close()
 
 
 def test_history_keeps_the_newest_written_slots_from_reuse() -> None:
@@ -161,7 +188,7 @@ def test_history_keeps_the_newest_written_slots_from_reuse() -> None:
 def test_a_closed_pool_leaves_nothing_in_dev_shm(shm_prefix: str) -> None:
     writer, reader = _make()
     names = [n for n in os.listdir("/dev/shm") if shm_prefix in n]
-    assert len(names) == 2  # the segment and its wake-up semaphore
+    assert len(names) == 1  # the segment (DataWriter adds its registration socket)
     reader.close()
     writer.close()
     writer.close()

@@ -65,12 +65,19 @@ def _delete(entity: Entity | None) -> None:
         pass  # already deleted with its parent
 
 
+def _duration(seconds: float) -> int:
+    """Seconds as a DDS duration; ``math.inf`` (or more than DDS can say) is DDS's infinity."""
+    if seconds >= 9e9:
+        return duration(infinite=True)
+    return duration(seconds=seconds)
+
+
 def _qos(q: EndpointQos, *, writer: bool) -> _Qos:
     policies: list[Any] = [Policy.Userdata(q.user_data)]
     if q.name:
         policies.append(Policy.EntityName(q.name))
     if q.reliable:
-        policies.append(Policy.Reliability.Reliable(duration(seconds=q.max_blocking_time)))
+        policies.append(Policy.Reliability.Reliable(_duration(q.max_blocking_time)))
         # Keep-all: every reference whose slot a reader holds must arrive (the pool bounds it).
         policies.append(Policy.History.KeepAll)
     else:

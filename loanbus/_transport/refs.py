@@ -11,10 +11,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from cyclonedds._clayer import ddspy_take, ddspy_write_ts
-from cyclonedds.core import DDSException, GuardCondition, Listener, ReadCondition, WaitSet
+from cyclonedds.core import Listener
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl.types import uint32, uint64
 from cyclonedds.pub import DataWriter as _Writer
@@ -70,14 +71,29 @@ class RefWriter(_WriterEnd):
         self.matches = _MatchFlag(on_match_change)
         self.qos_alarm = QosAlarm(f"writer on {topic_name!r}")
         listener = Listener(on_publication_matched=self.matches, on_offered_incompatible_qos=self.qos_alarm)
-        with _wrapped(f"create a writer on {topic_name!r}"):
-            self._dw = _Writer(
-                participant._participant(),
-                participant.ref_topic(topic_name),
-                qos=_qos(qos, writer=True),
-                listener=listener,
-            )
+        self._create = partial(
+            _Writer,
+            participant._participant(),
+            participant.ref_topic(topic_name),
+            qos=_qos(qos, writer=True),
+            listener=listener,
+        )
+        self._what = f"create a writer on {topic_name!r}"
+        with _wrapped(self._what):
+            self._dw = self._create()
         self._ref = self._dw._ref
+
+    def renew(self) -> None:
+        """Replace the DDS writer by a fresh one, forgetting its transient-local history (which
+        went stale while no reader needed references through DDS)."""
+        if self._dw is None:
+            raise TransportError("reference writer is closed")
+        dw, self._dw = self._dw, None
+        _delete(dw)
+        with _wrapped(self._what):
+            self._dw = self._create()
+        self._ref = self._dw._ref
+        self.matches()  # the new writer's matches are not known yet
 
     def write(self, slot: int, seq: int, size: int, timestamp_ns: int) -> None:
         ret = ddspy_write_ts(self._ref, _REF_MESSAGE.pack(_CDR_LE, seq, size, slot), timestamp_ns)
@@ -86,7 +102,12 @@ class RefWriter(_WriterEnd):
 
 
 class RefReader(_ReaderEnd):
-    """Takes references from the derived topic; blocks on a WaitSet."""
+    """Takes references from the derived topic.
+
+    ``on_match_change()`` and ``on_data()`` run on Cyclone's listener thread when matched
+    writers change and when references arrive; the DataReader turns both into a wake record
+    in its inbox, so it waits on one file descriptor for everything.
+    """
 
     _kind = "reference reader"
 
@@ -95,76 +116,42 @@ class RefReader(_ReaderEnd):
         participant: TransportParticipant,
         topic_name: str,
         qos: EndpointQos,
+        on_match_change: Callable[[], None] | None = None,
+        on_data: Callable[[], None] | None = None,
     ) -> None:
-        self.matches = _MatchFlag(None)
+        self.matches = _MatchFlag(on_match_change)
         self.qos_alarm = QosAlarm(f"reader on {topic_name!r}")
+        self.refused = 0  # messages that are not a little-endian LoanRef (big-endian, short, ...)
+
+        def data_available(_reader: Any) -> None:
+            if on_data is not None:
+                on_data()
+
         listener = Listener(
-            on_subscription_matched=self.matches, on_requested_incompatible_qos=self.qos_alarm
+            on_subscription_matched=self.matches,
+            on_requested_incompatible_qos=self.qos_alarm,
+            on_data_available=data_available,
         )
         dp = participant._participant()
         with _wrapped(f"create a reader on {topic_name!r}"):
             self._dr = _Reader(
                 dp, participant.ref_topic(topic_name), qos=_qos(qos, writer=False), listener=listener
             )
-            self._condition = ReadCondition(self._dr, _ANY)
-            self._guard = GuardCondition(dp)
-            self._waitset = WaitSet(dp)
-            self._waitset.attach(self._condition)
-            self._waitset.attach(self._guard)
         self._ref = self._dr._ref
 
     def take(self, max_samples: int) -> list[RefMessage]:
+        if self._dr is None:
+            return []
         ret = ddspy_take(self._ref, _ANY, max_samples)
         if isinstance(ret, int):
             raise TransportError(f"Cyclone DDS refused to take references (return code {ret})")
         out = []
         for data, info in ret:
-            if info.valid_data and len(data) >= _REF_BYTES and data[0] == 0 and data[1] in _LE_IDS:
+            if not info.valid_data:
+                continue
+            if len(data) >= _REF_BYTES and data[0] == 0 and data[1] in _LE_IDS:
                 seq, size, slot = _unpack_ref(data, 4)
                 out.append((info.publication_handle, slot, seq, size, info.source_timestamp))
+            else:
+                self.refused += 1
         return out
-
-    def wake(self, triggered: bool = True) -> None:
-        """Trigger (or reset) the extra condition ``wait`` also watches (by-value arrivals)."""
-        guard = getattr(self, "_guard", None)
-        if guard is not None and self._dr is not None:
-            try:
-                guard.set(triggered)
-            except DDSException:
-                pass
-
-    def wait(self, timeout: float) -> bool:
-        """Block until references are available or ``timeout`` seconds pass."""
-        try:
-            return bool(self._waitset.wait(int(max(timeout, 0.0) * 1e9)) > 0)
-        except DDSException as exc:
-            raise TransportError(f"Cyclone DDS refused to wait for references: {exc}") from exc
-
-    # -- push notification: installed only when a DataReader asks (async, on_data_available) --
-
-    def set_data_listener(self, on_data: Callable[[], None]) -> None:
-        """Call ``on_data()`` from Cyclone's listener thread whenever references arrive.
-
-        Off by default: each call takes the GIL on a Cyclone thread, a cost that readers which
-        only ``take()`` must not pay. The match flag keeps working; deleting the reader ends it.
-        """
-        dr = self._reader()
-        listener = dr._listener
-        listener.set_on_data_available(lambda _reader: on_data())
-        with _wrapped("set the data-available listener"):
-            ret = dr._set_listener(dr._ref, listener._ref)
-            if ret != 0:
-                raise DDSException(ret, "dds_set_listener")
-
-    def close(self) -> None:
-        dr, self._dr = self._dr, None
-        if dr is not None:
-            for condition in (self._condition, self._guard):
-                try:
-                    self._waitset.detach(condition)
-                except DDSException:
-                    pass
-            _delete(self._waitset)
-            _delete(self._guard)
-            _delete(self._condition)
-            _delete(dr)

@@ -122,7 +122,12 @@ def _topic_table(view: BusView) -> Table:
                 detail = _reader_holds(ep, topic.pools)
             rel = "?" if ep.reliable is None else "reliable" if ep.reliable else "best effort"
             type_name = ep.type_name if ep.kind == "writer" or not ep.loanbus else ""
-            table.add_row(topic.name, ep.kind, str(ep.pid or "?"), type_name, rel, ep.path, detail)
+            path = (
+                f"{ep.path} ({'DDS refs' if ep.references == 'dds' else 'local'})"
+                if ep.references
+                else ep.path
+            )
+            table.add_row(topic.name, ep.kind, str(ep.pid or "?"), type_name, rel, path, detail)
     return table
 
 

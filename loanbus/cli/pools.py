@@ -7,16 +7,17 @@ import rich_click as click
 from rich.console import Console
 
 from loanbus.bench import leftovers
-from loanbus.inspect import PoolEntry, list_pools, remove_pool
+from loanbus.inspect import PoolEntry, list_pools, may_remove, remove_pool
 
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 def clean(dry_run: bool) -> None:
-    """Remove pools and semaphores whose writer is dead, and files of killed bench runs; live
-    ones are left alone."""
+    """Remove pools (and their registration sockets) whose writer is dead, and files of killed
+    bench runs; live ones, other users' files and anything that is not a regular file are left
+    alone. LOANBUS_SHM_PREFIX narrows it to pools made with that prefix."""
     console = Console()
-    dead: list[PoolEntry] = [p for p in list_pools() if not p.alive]
+    dead: list[PoolEntry] = [p for p in list_pools() if may_remove(p)]
     runs = leftovers.dead_runs()
     if not dead and not runs:
         console.print("nothing to clean")

@@ -56,7 +56,10 @@ def test_ls_shows_the_writer_reader_pool_slots_holds_and_path_of_other_processes
 
         def complete(doc: dict[str, Any]) -> bool:
             topic = _topic(doc)
-            return topic is not None and len(topic["writers"]) == 1 and len(topic["readers"]) == 1
+            pools = [p for p in doc["pools"] if p["name"] == segment]
+            # The pool's hold table is the writer's copy, refreshed with its statistics.
+            held = bool(pools) and pools[0]["held_slots"] == 1
+            return topic is not None and len(topic["writers"]) == 1 and len(topic["readers"]) == 1 and held
 
         doc = poll_json(["ls", "--domain", str(domain_id), "--json"], complete, "discovery of the pair")
         topic = _topic(doc)
@@ -65,6 +68,7 @@ def test_ls_shows_the_writer_reader_pool_slots_holds_and_path_of_other_processes
         assert (writer["pid"], writer["segment"], writer["type_name"]) == (writer_pid, segment, SMALL.name)
         assert writer["reliable"] is True and writer["local"] is True
         assert (reader["pid"], reader["reader_id"], reader["path"]) == (reader_pid, reader_id, "zero-copy")
+        assert reader["references"] == "local"
 
         (pool,) = [p for p in doc["pools"] if p["name"] == segment]
         assert (pool["alive"], pool["writer_pid"], pool["slot_count"], pool["domain"]) == (
@@ -79,7 +83,9 @@ def test_ls_shows_the_writer_reader_pool_slots_holds_and_path_of_other_processes
         table = run("ls", "--domain", str(domain_id), "--slots")
         assert table.returncode == 0, table.stderr
         text = table.stdout
-        assert "zero-copy" in text and segment in text and f"pid {reader_pid}: slot {held_slot}" in text
+        assert (
+            "zero-copy (local)" in text and segment in text and f"pid {reader_pid}: slot {held_slot}" in text
+        )
         assert f"slot {held_slot} of pid {writer_pid}'s pool" in text  # the reader's row says what it holds
     finally:
         done.set()

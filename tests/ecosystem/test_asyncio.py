@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import loanbus
+from loanbus import _aio
 from tests.ecosystem import IMAGE, RELIABLE_2, RELIABLE_5, Writer, expected_ok, make_qos
 
 
@@ -17,16 +18,15 @@ def _reader(dp: loanbus.DomainParticipant, qos: dict[str, Any], topic: str = "im
 
 
 def _count_takes(reader: Any) -> list[int]:
-    """Count the reader's calls into DDS take (a real reader; only the calls are counted)."""
+    """Count the reader's looks into its inbox (a real reader; only the calls are counted)."""
     calls = [0]
-    refs = reader._refs
-    take = refs.take
+    take = reader._take_now
 
     def counted(max_samples: int) -> Any:
         calls[0] += 1
         return take(max_samples)
 
-    refs.take = counted
+    reader._take_now = counted
     return calls
 
 
@@ -94,18 +94,19 @@ def test_async_for_streams_many_samples_through_a_two_slot_reliable_pool(domain_
         assert w.replies.get(timeout=60) == ("written", list(range(1, count + 1)))
 
 
-def test_take_async_parks_on_the_listener_instead_of_polling(domain_id: int) -> None:
+def test_take_async_parks_on_the_inbox_instead_of_polling(domain_id: int) -> None:
     with Writer(domain_id, "img", RELIABLE_5) as w, loanbus.DomainParticipant(domain_id) as dp:
         reader = _reader(dp, RELIABLE_5)
         w.matched()
         assert reader.wait_for_writers(1, timeout=30)
-        assert reader._listening is False  # plain take() never installs a listener
         assert reader.take() == []
         calls = _count_takes(reader)
 
         async def main() -> list[Any]:
             task = asyncio.create_task(reader.take_async(max_samples=4))
             await _until(lambda: reader._notifier.waiting == 1)
+            loop = asyncio.get_running_loop()
+            assert _aio._watches[(id(loop), reader.fileno())].futures  # add_reader on the inbox
             await asyncio.sleep(0.5)  # time a polling loop would spend calling take
             parked_calls = calls[0]
             await asyncio.get_running_loop().run_in_executor(None, w.write, 7)
@@ -116,7 +117,7 @@ def test_take_async_parks_on_the_listener_instead_of_polling(domain_id: int) -> 
         samples = asyncio.run(main())
         assert [int(s.data["value"]) for s in samples] == [7]
         assert calls[0] == 3  # one more take after the wake-up: that is all
-        assert reader._listening is True
+        assert not _aio._watches  # the last waiter removed the loop's reader
         reader.return_loan(samples)
 
 
@@ -254,6 +255,8 @@ def test_take_async_wakes_for_by_value_samples_too(domain_id: int) -> None:
         async def main() -> list[Any]:
             task = asyncio.create_task(reader.take_async(max_samples=4))
             await _until(lambda: reader._notifier.waiting == 1)
+            loop = asyncio.get_running_loop()
+            assert _aio._watches[(id(loop), reader.fileno())].futures  # add_reader on the inbox
             await asyncio.get_running_loop().run_in_executor(None, w.write, 9)
             return await asyncio.wait_for(task, timeout=30)
 

@@ -18,7 +18,7 @@ def _topic(dp: loanbus.DomainParticipant) -> Any:
     return loanbus.Topic(dp, "img", IMAGE)
 
 
-def test_the_callback_runs_on_a_cyclone_thread_and_consumes_every_sample(
+def test_the_callback_runs_on_the_callback_thread_and_consumes_every_sample(
     domain_id: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     count = 100
@@ -49,6 +49,7 @@ def test_the_callback_runs_on_a_cyclone_thread_and_consumes_every_sample(
         assert done.wait(30)
         assert seen == list(range(1, count + 1))
         assert threading.get_ident() not in threads
+        assert {t.name for t in threading.enumerate() if t.ident in threads} == {"loanbus-callbacks"}
         errors = [r for r in caplog.records if "on_data_available" in r.getMessage()]
         assert len(errors) == 1 and errors[0].exc_info is not None
         assert "fails on purpose" in str(errors[0].exc_info[1])
@@ -102,7 +103,7 @@ def test_a_callback_may_close_its_own_reader(domain_id: int) -> None:
         samples = reader.take()
         got.extend(int(s.data["value"]) for s in samples)
         reader.return_loan(samples)
-        reader.close()  # Cyclone cannot delete a reader from its own listener: loanbus defers it
+        reader.close()  # from the callback thread itself: close() must not wait for itself
 
     with Writer(domain_id, "img", RELIABLE_5) as w, loanbus.DomainParticipant(domain_id) as dp:
         reader = loanbus.DataReader(_topic(dp), make_qos(RELIABLE_5), on_data_available=on_data)
@@ -111,18 +112,22 @@ def test_a_callback_may_close_its_own_reader(domain_id: int) -> None:
         assert wait_until(lambda: reader.closed, 30)
         assert got == [5]
         assert wait_until(lambda: w.ask("matched") == 0, 30)  # the DDS reader was deleted
-        helpers = [t for t in threading.enumerate() if t.name == "loanbus-reader-close"]
-        for t in helpers:  # the short-lived thread that deleted the DDS reader ends by itself
-            t.join(30)
-            assert not t.is_alive()
         with pytest.raises(loanbus.ClosedError):
             reader.take()
 
 
-def test_a_reader_without_a_callback_installs_no_listener(domain_id: int) -> None:
+def test_a_reader_without_a_callback_is_not_watched_by_the_callback_thread(domain_id: int) -> None:
+    from loanbus._notify import _watcher
+
     with loanbus.DomainParticipant(domain_id) as dp:
         reader = loanbus.DataReader(_topic(dp), make_qos(RELIABLE_5))
-        assert reader.take() == [] and reader._listening is False
+        assert reader.take() == [] and reader._watched is False
+        assert reader.fileno() not in _watcher._targets
+        other = loanbus.DataReader(_topic(dp), make_qos(RELIABLE_5), on_data_available=lambda r: None)
+        assert other._watched and other.fileno() in _watcher._targets
+        fd = other.fileno()
+        other.close()
+        assert fd not in _watcher._targets  # closing stops the watch before the inbox goes
         with pytest.raises(TypeError, match="callable"):
             loanbus.DataReader(_topic(dp), on_data_available=42)  # type: ignore[arg-type]
 

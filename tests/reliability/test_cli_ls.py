@@ -7,7 +7,7 @@ import re
 
 import loanbus
 from tests.helpers import SMALL
-from tests.reliability import run_cli
+from tests.reliability import run_cli, wait_for
 
 RELIABLE = loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, max_samples=2, max_blocking_time=1.0)
 
@@ -35,9 +35,17 @@ def test_ls_shows_owner_liveness_slots_and_a_slot_a_reader_holds(domain_id: int)
             taken += reader.take(timeout=10)
         reader.return_loan(taken[0])  # keep holding the second one
 
-        result = run_cli("ls")
-        assert result.returncode == 0, result.stderr
-        row = _row(result.stdout, writer.segment_name)
+        # ls shows the holds as the writer last copied them (every LOANBUS_STATS_INTERVAL).
+        rows: list[dict[str, str]] = []
+
+        def listed(held: str) -> bool:
+            result = run_cli("ls")
+            assert result.returncode == 0, result.stderr
+            rows.append(_row(result.stdout, writer.segment_name))
+            return rows[-1]["held"] == held
+
+        wait_for(lambda: listed("1"), 30, "ls to show the held slot")
+        row = rows[-1]
         assert row["type"] == SMALL.name
         assert row["slots"] == "3"
         assert row["held"] == "1"
@@ -46,4 +54,4 @@ def test_ls_shows_owner_liveness_slots_and_a_slot_a_reader_holds(domain_id: int)
         assert row["state"] == "READY"
 
         reader.return_loan(taken[1])
-        assert _row(run_cli("ls").stdout, writer.segment_name)["held"] == "0"
+        wait_for(lambda: listed("0"), 30, "ls to show the slot returned")

@@ -1,8 +1,10 @@
-"""Hostile or broken references, each in its own test: the reader survives and says why.
+"""Hostile or broken references over DDS, each in its own test: the reader survives and says why.
 
 A plain Cyclone DDS writer on the derived reference topic plays the hostile peer: it sends
 any (slot, seq, size) it likes, with any user data it likes (a copy of a genuine writer's
-advert, none at all, or one naming a segment that is missing or broken).
+advert, none at all, or one naming a segment that is missing or broken). The reader takes
+its references through DDS (``Qos(dds_references=True)``), where such references arrive;
+the local path's own hostile input is in test_hostile_local.py.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tests.helpers import SMALL
 from tests.reliability import poke_header, shm_path, wait_for
 
 QOS = loanbus.Qos(pool_slots=2)  # best effort: slot 0 and 1
+READER_QOS = loanbus.Qos(pool_slots=2, dds_references=True)
 TOPIC = "hostile"
 
 
@@ -89,7 +92,7 @@ class Bus:
 
     def hostile(self, user_data: bytes) -> HostileWriter:
         peer = HostileWriter(self.domain_id, user_data)
-        assert self.reader.wait_for_writers(2, timeout=30)
+        wait_for(lambda: len(self.reader.matched_writers()) == 2, 30, "the hostile writer to match")
         return peer
 
     def write(self, value: int) -> tuple[int, int]:
@@ -132,7 +135,7 @@ def bus(domain_id: int, caplog: pytest.LogCaptureFixture) -> Iterator[Bus]:
     with loanbus.DomainParticipant(domain_id=domain_id) as dp:
         topic = loanbus.Topic(dp, TOPIC, SMALL)
         writer = loanbus.DataWriter(topic, qos=QOS)
-        reader = loanbus.DataReader(topic, qos=QOS)
+        reader = loanbus.DataReader(topic, qos=READER_QOS)
         assert writer.wait_for_readers(1, timeout=30) and reader.wait_for_writers(1, timeout=30)
         yield Bus(domain_id, writer, reader)
 
@@ -258,7 +261,7 @@ def _unmappable(bus: Bus, user_data: bytes, says: str, caplog: pytest.LogCapture
         got = bus.take_until(lambda: bus.reader.statistics().unmappable_writers == 1, "the refusal")
         assert got == []
         assert says in caplog.text, caplog.text
-        assert bus.reader.statistics().mapped_pools == 0  # nothing else was mapped
+        assert bus.reader.statistics().mapped_pools == 1  # only the genuine writer's pool
         bus.still_works()
     finally:
         peer.close()
@@ -289,7 +292,36 @@ def test_a_pool_name_that_is_a_symlink_is_refused(bus: Bus, caplog: pytest.LogCa
 
 
 def test_a_pool_name_outside_dev_shm_is_refused(bus: Bus, caplog: pytest.LogCaptureFixture) -> None:
-    _unmappable(bus, bus.advert(segment="/../../etc/passwd"), "invalid segment name", caplog)
+    _unmappable(bus, bus.advert(segment="/../../etc/passwd"), "is not a loanbus pool name", caplog)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/x\u0000y",
+        "x\u0000",
+        "/a/b",
+        "",
+        "/",
+        "/" + "a" * 300,
+        "/loanbus.d1.t-00000000." + "0" * 31 + "\u0000",
+    ],
+    ids=[
+        "NUL inside",
+        "NUL at the end",
+        "a second slash",
+        "empty",
+        "only a slash",
+        "too long",
+        "NUL in a pool name",
+    ],
+)
+def test_a_pool_name_with_a_nul_byte_or_path_tricks_is_refused_before_any_system_call(
+    bus: Bus, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    # A NUL byte used to reach posix_ipc and kill the reader with SIGSEGV; the name is checked
+    # against the pattern loanbus makes (docs/shm-layout.md) first.
+    _unmappable(bus, bus.advert(segment=name), "is not a loanbus pool name", caplog)
 
 
 def test_an_advertised_pool_with_a_bad_header_is_refused(bus: Bus, caplog: pytest.LogCaptureFixture) -> None:

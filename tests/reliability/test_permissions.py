@@ -12,15 +12,12 @@ import numpy as np
 import pytest
 
 import loanbus
-from loanbus.pool import WriterPool, segment_name, semaphore_name
+from loanbus import _layout as L
+from loanbus.pool import WriterPool, segment_name, socket_path
 from tests.helpers import CTX, SMALL, fill_value, join_ok, start
 from tests.reliability import python, shm_path
 
 RELIABLE = loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, max_samples=2, max_blocking_time=5.0)
-
-
-def _sem_path(segment: str) -> str:
-    return "/dev/shm/sem." + semaphore_name(segment).lstrip("/")
 
 
 @pytest.fixture
@@ -31,23 +28,38 @@ def open_umask() -> Iterator[None]:
     os.umask(old)
 
 
-def test_segments_and_semaphores_are_0600_by_default(domain_id: int, open_umask: None) -> None:
+def test_pools_and_registration_sockets_are_0600_by_default(domain_id: int, open_umask: None) -> None:
     with loanbus.DomainParticipant(domain_id=domain_id) as dp:
         writer = loanbus.DataWriter(loanbus.Topic(dp, "modes", SMALL))
-        for path in (shm_path(writer.segment_name), _sem_path(writer.segment_name)):
+        for path in (shm_path(writer.segment_name), socket_path(writer.segment_name, writer.guid)):
             st = os.stat(path)
             assert st.st_mode & 0o777 == 0o600, f"{path}: {oct(st.st_mode)}"
             assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
 
 
-def test_the_group_option_gives_one_group_read_and_write(domain_id: int, open_umask: None) -> None:
+def test_the_group_option_lets_one_group_read_the_pool_and_register_never_write_it(
+    domain_id: int, open_umask: None
+) -> None:
     gid = 4321 if os.geteuid() == 0 else os.getgid()
     with loanbus.DomainParticipant(domain_id=domain_id) as dp:
         writer = loanbus.DataWriter(loanbus.Topic(dp, "modes", SMALL), qos=loanbus.Qos(shm_group=gid))
-        for path in (shm_path(writer.segment_name), _sem_path(writer.segment_name)):
-            st = os.stat(path)
-            assert st.st_mode & 0o777 == 0o660, f"{path}: {oct(st.st_mode)}"
-            assert st.st_gid == gid
+        pool = os.stat(shm_path(writer.segment_name))
+        sock = os.stat(socket_path(writer.segment_name, writer.guid))
+        assert pool.st_mode & 0o777 == 0o640, oct(pool.st_mode)  # readers never write a pool
+        assert sock.st_mode & 0o777 == 0o660, oct(sock.st_mode)  # connecting needs write access
+        assert pool.st_gid == sock.st_gid == gid
+
+
+def _all_maps() -> list[tuple[str, int, int, str]]:
+    """(perms, file offset, length, path) of every mapping of this process."""
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6:
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                out.append((parts[1], int(parts[2], 16), end - start, parts[5].strip()))
+    return out
 
 
 def _maps_of(path: str) -> list[tuple[str, int, int]]:
@@ -87,7 +99,8 @@ def _mapping_reader(domain_id: int, out: Any) -> None:
         out.put(
             {
                 "maps": _maps_of("/dev/shm/" + entry.pool.name.lstrip("/")),
-                "row": entry.row,
+                "holds": [m for m in _all_maps() if "loanbus-holds" in m[3]],
+                "pool_fd_mode": __import__("fcntl").fcntl(entry.pool._fd, __import__("fcntl").F_GETFL) & 3,
                 "errors": errors,
                 "value": int(sample.data["value"]),
             }
@@ -95,7 +108,7 @@ def _mapping_reader(domain_id: int, out: Any) -> None:
         reader.return_loan(sample)
 
 
-def test_a_reader_maps_payloads_read_only_and_only_its_own_hold_row_writable(domain_id: int) -> None:
+def test_a_reader_maps_the_pool_read_only_and_only_its_own_hold_block_writable(domain_id: int) -> None:
     out = CTX.Queue()
     proc = start(_mapping_reader, domain_id, out)
     try:
@@ -113,12 +126,10 @@ def test_a_reader_maps_payloads_read_only_and_only_its_own_hold_row_writable(dom
     finally:
         if proc.is_alive():
             proc.kill()
-    row = report["row"]
-    assert row is not None
-    assert report["maps"] == [
-        ("r--s", 0, layout.segment_size),
-        ("rw-s", layout.hold_row_start(row), layout.hold_row_stride),
-    ], report["maps"]
+    assert report["maps"] == [("r--s", 0, layout.segment_size)], report["maps"]  # nothing writable
+    assert report["pool_fd_mode"] == os.O_RDONLY  # so it cannot truncate the pool either
+    holds = report["holds"]  # its own hold block: a sealed memfd of its own
+    assert [(perms, size) for perms, _, size, _ in holds] == [("rw-s", L.hold_block_size(layout.slot_count))]
     assert report["errors"] == ["assignment destination is read-only"] * 3 + [
         "cannot set WRITEABLE flag to True of this array"
     ]

@@ -14,12 +14,11 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-import posix_ipc
 import pytest
 
 import loanbus
 from loanbus._shm import SegmentError
-from loanbus.pool import WriterPool, segment_name, semaphore_name
+from loanbus.pool import WriterPool, segment_name, socket_path
 from tests.helpers import SMALL
 from tests.reliability import shm_path
 
@@ -48,7 +47,6 @@ def test_a_writer_pool_never_adopts_a_file_at_its_name() -> None:
             WriterPool(name, SMALL, slot_count=2, reader_rows=1, writer_guid=b"w" * 16)
         assert info.value.errno == errno.EEXIST and "already exists" in str(info.value)
         _untouched(path)
-        assert not os.path.exists(shm_path(semaphore_name(name)).replace("/dev/shm/", "/dev/shm/sem."))
     finally:
         os.unlink(path)
 
@@ -67,20 +65,6 @@ def test_a_writer_pool_never_follows_a_symlink_at_its_name(tmp_path: Any) -> Non
         finally:
             os.unlink(shm_path(name))
     assert target.read_bytes() == SECRET and not dangling.exists()
-
-
-def test_a_writer_pool_never_adopts_a_semaphore_at_its_name() -> None:
-    name = segment_name(0, "squat", os.urandom(16))
-    sem = posix_ipc.Semaphore(semaphore_name(name), flags=posix_ipc.O_CREX, mode=0o600, initial_value=7)
-    try:
-        with pytest.raises(SegmentError) as info:
-            WriterPool(name, SMALL, slot_count=2, reader_rows=1, writer_guid=b"w" * 16)
-        assert info.value.errno == errno.EEXIST and "semaphore" in str(info.value)
-        assert not os.path.exists(shm_path(name))  # its own segment was removed again
-        assert sem.value == 7
-    finally:
-        sem.unlink()
-        sem.close()
 
 
 class _LiveSquatter:
@@ -115,13 +99,12 @@ def squatter() -> Iterator[_LiveSquatter]:
 
 
 def _forced_guids(monkeypatch: pytest.MonkeyPatch, guids: list[bytes]) -> None:
-    real = os.urandom
     queue = list(guids)
 
-    def urandom(n: int) -> bytes:
-        return queue.pop(0) if n == 16 and queue else real(n)  # then real randomness again
+    def new_guid() -> bytes:
+        return queue.pop(0) if queue else os.urandom(16)  # then real randomness again
 
-    monkeypatch.setattr(loanbus.pub.os, "urandom", urandom)  # type: ignore[attr-defined]
+    monkeypatch.setattr(loanbus.pub, "new_guid", new_guid)
 
 
 def test_a_data_writer_picks_a_fresh_name_when_its_names_are_taken(
@@ -143,6 +126,32 @@ def test_a_data_writer_picks_a_fresh_name_when_its_names_are_taken(
         writer.write(loan)
         got = reader.take(timeout=10)
         assert [int(s.data["value"]) for s in got] == [7]  # from the fresh pool, not the squatter
+
+
+def test_a_data_writer_never_adopts_a_file_at_its_registration_socket_name(
+    domain_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken, free = b"\x04" * 16, b"\x05" * 16
+    planted = socket_path(segment_name(domain_id, "squat", taken), taken)
+    with open(planted, "xb") as f:
+        f.write(SECRET)
+    os.chmod(planted, 0o644)
+    _forced_guids(monkeypatch, [taken, free])
+    try:
+        with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+            topic = loanbus.Topic(dp, "squat", SMALL)
+            writer = loanbus.DataWriter(topic)
+            assert writer.guid == free  # the name next to the planted file was given up
+            assert not os.path.exists(shm_path(segment_name(domain_id, "squat", taken)))
+            reader = loanbus.DataReader(topic)
+            assert writer.wait_for_readers(1, 30) and reader.wait_for_writers(1, 30)
+            loan = writer.get_loan()
+            loan.data["value"] = 8
+            writer.write(loan)
+            assert [int(s.data["value"]) for s in reader.take(timeout=10)] == [8]
+        _untouched(planted)
+    finally:
+        os.unlink(planted)
 
 
 def test_a_data_writer_gives_up_clearly_when_every_name_it_tries_is_taken(

@@ -53,10 +53,10 @@ def writer_main(domain_id: int, phase: str, after: int) -> None:
         Segment.create = classmethod(create_then_die)  # type: ignore[method-assign,assignment]
     if phase == "init":  # the header is written with state INIT, READY is not
 
-        def semaphore_then_die(*args: Any, **kwargs: Any) -> None:
+        def header_then_die(*args: Any, **kwargs: Any) -> None:
             _die()
 
-        loanbus.pool.Semaphore = semaphore_then_die  # type: ignore[attr-defined,misc,assignment]
+        loanbus.pool.writer.words = header_then_die  # type: ignore[attr-defined,assignment]
     with loanbus.DomainParticipant(domain_id=domain_id, lease_duration=1.0) as dp:
         writer = loanbus.DataWriter(loanbus.Topic(dp, TOPIC, CRASH), qos=QOS)
         pool = writer._pool
