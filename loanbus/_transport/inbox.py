@@ -98,14 +98,17 @@ class Inbox:
             if exc.errno == errno.EBADF:
                 return []  # closed
             raise
-        while len(data) == _READ_CHUNK:  # there may be more: take it all now
-            try:
-                more = os.read(self._r, _READ_CHUNK)
-            except BlockingIOError:
-                break
-            data += more
-            if len(more) < _READ_CHUNK:
-                break
+        if len(data) == _READ_CHUNK:  # there may be more: take it all now
+            parts = [data]
+            while True:
+                try:
+                    more = os.read(self._r, _READ_CHUNK * 16)
+                except BlockingIOError:
+                    break
+                parts.append(more)
+                if len(more) < _READ_CHUNK * 16:
+                    break
+            data = b"".join(parts)
         if self._tail:
             data = self._tail + data
             self._tail = b""
