@@ -307,8 +307,9 @@ def _demo(
     out = ctx.Queue()
     console.print(
         f"[bold]loanbus demo[/]: {FRAME.itemsize / 1e6:.1f} MB frames, "
-        f"{'reliable' if reliable else 'best effort'}, {seconds:g} s, domain {domain_id}, topic {topic}"
+        f"{'reliable' if reliable else 'best effort'}, {seconds:g} s"
     )
+    console.print(f"topic {topic} in domain {domain_id} (each run has a topic of its own)")
     procs = [
         ctx.Process(target=consumer, args=(domain_id, topic, reliable, events, out), name="consumer"),
         ctx.Process(

@@ -107,7 +107,9 @@ def test_ctrl_c_stops_the_demo_quietly_prints_the_figures_so_far_and_exits_130(
 def test_two_demos_in_one_domain_each_take_only_their_own_frames(domain_id: int) -> None:
     demos = [Demo("--seconds", "600", "--domain", str(domain_id)) for _ in range(2)]
     try:
-        topics = [re.search(r"topic (\S+)", d.wait_line("loanbus demo:"))[1] for d in demos]  # type: ignore[index]
+        topics = [
+            re.search(r"topic (\S+)", d.wait_line("(each run has a topic of its own)"))[1] for d in demos
+        ]  # type: ignore[index]
         for d in demos:
             d.wait_line(CONNECTED)  # both stream at once from here on
         for d in demos:
