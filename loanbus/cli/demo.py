@@ -65,18 +65,37 @@ def _terminate(signum: int, _frame: Any) -> NoReturn:
     raise SystemExit(128 + signum)  # context managers run: the pool is unlinked
 
 
+_PARENT = [0]  # the pid of the demo's main process, as each child saw it at its start
+
+
 def _child_signals() -> None:
     """SIGINT is the parent's to handle (a terminal sends it to the whole process group; the
     parent tells the children to stop); SIGTERM ends a child through its context managers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent until now
     signal.signal(signal.SIGTERM, _terminate)
+    _PARENT[0] = os.getppid()
+
+
+def _stopped(stop: Any) -> bool:
+    """The parent said stop, or it is gone (killed): a child then stops too."""
+    return bool(stop.is_set()) or os.getppid() != _PARENT[0]
+
+
+class _Never:
+    """A stop event that is never set: ``_until`` then ends only when the parent is gone."""
+
+    def is_set(self) -> bool:
+        return False
+
+
+_NEVER = _Never()
 
 
 def _until(condition: Callable[[float], bool], stop: Any, timeout: float) -> bool:
     """Call ``condition(slice)`` until it is true, ``stop`` is set or ``timeout`` passed."""
     deadline = time.monotonic() + timeout
-    while not stop.is_set():
+    while not _stopped(stop):
         left = deadline - time.monotonic()
         if left <= 0:
             return False
@@ -118,7 +137,8 @@ def producer(
                     n, elapsed = _produce(writer, seconds, rate, stop)
                 finished.set()
                 out.put(("producer", n, writer.statistics().overwrites, elapsed))
-                done.wait(MATCH_TIMEOUT)  # keep the pool until the consumer has finished
+                # Keep the pool until the consumer has finished (or the main process is gone).
+                _until(lambda t: bool(done.wait(t)), _NEVER, MATCH_TIMEOUT)
         finally:
             finished.set()
 
@@ -133,7 +153,7 @@ def _produce(writer: loanbus.DataWriter[Any], seconds: float, rate: float, stop:
     while (now := time.perf_counter()) - start < seconds:
         if now - last_look >= STOP_POLL:
             last_look = now
-            if stop.is_set():
+            if _stopped(stop):
                 break
         if period and now < start + n * period:
             time.sleep(min(start + n * period - now, 0.01))
