@@ -9,8 +9,10 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from tests.cli import LOANBUS, REPO, _env
+from tests.reliability import wait_for
 
 CONNECTED = "producer and consumer connected"
 
@@ -70,9 +72,25 @@ class Demo:
         return self.proc.returncode, "\n".join(self.lines), err
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        """End whatever is left of the process group: SIGTERM first, so pools are unlinked."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _group_alive(self.proc.pid):
+                self.proc.poll()
+                time.sleep(0.05)
+        self.proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def figure(out: str, name: str) -> int:
@@ -141,3 +159,33 @@ def test_the_demo_names_what_its_slot_reuses_count_in_each_mode(domain_id: int) 
     assert figure(out, "frames written, never taken") == figure(out, "frames written") - figure(
         out, "frames taken"
     )
+
+
+def _stat(pid: int) -> list[str] | None:
+    """State, parent pid, ... of a live (not zombie) process; None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return None if fields[0] == "Z" else fields
+
+
+def _children(pid: int) -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and (f := _stat(int(e))) and int(f[1]) == pid]
+
+
+def test_the_children_of_a_demo_killed_outright_stop_and_leave_nothing_in_dev_shm(
+    domain_id: int, shm_prefix: str
+) -> None:
+    demo = Demo("--seconds", "600", "--domain", str(domain_id))
+    try:
+        demo.wait_line(CONNECTED)
+        children = _children(demo.proc.pid)
+        assert len(children) >= 2  # the producer and the consumer (and the resource tracker)
+        os.kill(demo.proc.pid, signal.SIGKILL)
+        demo.proc.wait(30)
+        wait_for(lambda: all(_stat(c) is None for c in children), 60, "the children to end")
+    finally:
+        demo.kill()
+    wait_for(lambda: _shm(shm_prefix) == [], 30, "the pool to be unlinked")
