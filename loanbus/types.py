@@ -8,6 +8,7 @@ wherever a type is expected (see :func:`as_shmem_type`).
 from __future__ import annotations
 
 import hashlib
+import sys
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -122,4 +123,41 @@ def as_shmem_type(obj: object) -> ShmemType:
     carried = getattr(obj, "__shmem_type__", None)
     if isinstance(carried, ShmemType):
         return carried
-    raise TypeError(f"{obj!r} is not a loanable type (a ShmemType or a generated IDL class)")
+    raise TypeError(not_loanable(obj))
+
+
+def _view_of_twin(twin: type) -> type | None:
+    """The generated class whose ``ByValue`` is ``twin`` (in the module that defines both)."""
+    module = sys.modules.get(twin.__module__)
+    for value in vars(module).values() if module is not None else ():
+        if isinstance(value, type) and value is not twin and getattr(value, "ByValue", None) is twin:
+            return value
+    return None
+
+
+def not_loanable(obj: object) -> str:
+    """Why ``obj`` cannot be a topic's type, and what to do instead, in one line."""
+    idl_name = getattr(obj, "type_name", None)
+    if isinstance(obj, type) and isinstance(idl_name, str) and idl_name:
+        source = getattr(obj, "__idl_source__", "")
+        where = f" ({source})" if isinstance(source, str) and source else ""
+        short = idl_name.rsplit("::", 1)[-1]
+        return (
+            f"IDL struct {idl_name}{where} is not loanable: it lacks @transfer_mode(SHMEM_REF). "
+            f"Write @transfer_mode(SHMEM_REF) on the line before 'struct {short}' and compile the "
+            "IDL file again (loanbus idlc, or loanbus.idl.load)"
+        )
+    twin_of = getattr(obj, "__idl_typename__", None)
+    if isinstance(obj, type) and isinstance(twin_of, str):
+        view = _view_of_twin(obj)
+        if view is not None and not isinstance(getattr(view, "__shmem_type__", None), ShmemType):
+            return not_loanable(view)
+        instead = f"{view.__name__}, " if view is not None else "the class loanbus idlc generates, "
+        return (
+            f"{obj.__name__} is the by-value (cyclonedds) class of IDL struct {twin_of}: "
+            f"give the topic {instead}not its by-value twin"
+        )
+    return (
+        f"{obj!r} is not a loanable type: use a loanbus.ShmemType, or a class loanbus idlc "
+        "generates for a struct with @transfer_mode(SHMEM_REF)"
+    )

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_readme_shows_the_quickstart_example_exactly_as_shipped() -> None:
+    readme = (ROOT / "README.md").read_text()
+    shipped = (ROOT / "examples" / "quickstart.py").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks and blocks[0] == shipped, "paste examples/quickstart.py into the README's first block"
+    assert "[examples/quickstart.py](examples/quickstart.py): the program above" in readme
 
 
 def test_the_quickstart_example_moves_a_frame_zero_copy(domain_id: int) -> None:

@@ -82,7 +82,8 @@ def main() -> None:
         run(progress, args.domain, args.rate, args.seconds, args.report_every)
     except KeyboardInterrupt:
         pass  # Ctrl-C or SIGTERM: leaving run() closed the writer, which unlinked its pool
-    print(f"producer: wrote {progress.frames} frames, {progress.overwrites} written slots reused", flush=True)
+    overwritten = f"{progress.overwrites} slots reused, overwriting an older frame (taken or not)"
+    print(f"producer: wrote {progress.frames} frames, {overwritten}", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from rich.table import Table
 
 FRAME = 6_220_800  # a 1920x1080 RGB frame
 SMALLEST, LARGEST = 64, 64 << 20
-FLAT_BOUND = 1.3  # the Core issue's bound for "flat": the 64 MiB median within 1.3x of 64 B
+FLAT_BOUND = 1.3  # "flat": the 64 MiB median within 1.3x of the 64 B median
 
 
 def fmt_size(size: int) -> str:
@@ -84,7 +84,7 @@ class Target:
 
 
 def targets(records: list[dict[str, Any]]) -> list[Target]:
-    """The issue's targets, each with the value measured in this run (None: not measured)."""
+    """loanbus's performance targets, each with the value measured in this run (None: not measured)."""
     floor = latency_ratio(records, "cyclone-floor", FRAME)
     lb_small = _find(records, "loanbus", SMALLEST, "latency")
     lb_large = _find(records, "loanbus", LARGEST, "latency")

@@ -1,5 +1,7 @@
 """``loanbus idlc FILE.idl -o OUTDIR``: the IDL compiler's command line.
 
+It says which structs are loanable and which are not, and warns (on stderr, in the same
+form as errors) where the default pool of a loanable struct would not fit in /dev/shm here.
 Errors are reported as ``file:line:column: message`` with the offending line and a caret,
 and exit status 2, never a traceback.
 """
@@ -14,6 +16,7 @@ import rich_click as click
 from loanbus.idl import IdlError
 from loanbus.idl.checker import check
 from loanbus.idl.compiler import write_c, write_examples, write_python
+from loanbus.idl.report import pool_warnings, shm_free_bytes, summary
 
 
 @click.command()
@@ -43,6 +46,12 @@ def idlc(idl_file: Path, outdir: Path, lang: str, example: bool, include_dirs: t
     except IdlError as exc:
         click.echo(exc.render(), err=True)
         sys.exit(2)
+    for line in summary(spec):
+        click.echo(f"{idl_file}: {line}")
+    free = shm_free_bytes()
+    if free is not None:
+        for warning in pool_warnings(spec, free):
+            click.echo(warning.render(), err=True)
     try:
         if lang == "c":
             written = write_c(spec, str(idl_file), outdir)

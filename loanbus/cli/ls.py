@@ -2,6 +2,7 @@
 
 Writers and readers come from DDS discovery joined with their loanbus adverts; pools from
 /dev/shm (read, never mapped). Each reader shows its delivery path and the slots it holds.
+Tables that do not fit the terminal are printed stacked, one heading line per row.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import time
 from collections.abc import Iterable
 
 import rich_click as click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from loanbus.cli._common import check_domain, domain_option, fail, participant
+from loanbus.cli._fit import Item, fit
 from loanbus.inspect import PoolEntry, list_pools
 from loanbus.observe import BusView, BusWatch, EndpointView, pool_as_dict
 
 _LETTER = {"FREE": "F", "LOANED": "L", "WRITTEN": "W"}
+# A zero-copy reader's path says where its references come from (docs/cli.md).
+_PATHS = {"local": "local", "dds": "DDS refs"}
 _LETTERS_UP_TO = 64
 
 
@@ -58,13 +62,14 @@ def _slots(slots: Iterable[int]) -> str:
     return "slot " + ",".join(map(str, slots))
 
 
-def _pool_table(pools: list[PoolEntry], view: BusView | None, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    columns = ("segment", "type", "size", "slots", "states", "held", "held by", "owner pid", "alive", "state")
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for p in pools:
-        table.add_row(
+_POOL_COLUMNS = (
+    "segment", "type", "size", "slots", "states", "held", "held by", "owner pid", "alive", "state",
+)  # fmt: skip
+
+
+def _pool_rows(pools: list[PoolEntry], view: BusView | None) -> list[tuple[str, ...]]:
+    return [
+        (
             p.name,
             p.type_name or "?",
             f"{p.size / 1e6:,.1f} MB",
@@ -76,7 +81,20 @@ def _pool_table(pools: list[PoolEntry], view: BusView | None, title: str) -> Tab
             "yes" if p.alive else "no",
             p.state or p.problem or "?",
         )
-    return table
+        for p in pools
+    ]
+
+
+def _pools(console: Console, pools: list[PoolEntry], view: BusView | None, title: str) -> RenderableType:
+    """A table of the pools, or one stacked item per pool where the table does not fit."""
+    rows = _pool_rows(pools, view)
+    table = Table(title=title, title_justify="left")
+    for col in _POOL_COLUMNS:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    items = [Item(row[0], list(zip(_POOL_COLUMNS[1:], row[1:], strict=True))) for row in rows]
+    return fit(console, table, items)
 
 
 def _slot_table(pool: PoolEntry, view: BusView | None) -> Table:
@@ -103,11 +121,13 @@ def _reader_holds(reader: EndpointView, pools: tuple[PoolEntry, ...]) -> str:
     return "; ".join(parts) or "-"
 
 
-def _topic_table(view: BusView) -> Table:
-    table = Table(title=f"domain {view.domain_id}: topics", title_justify="left")
-    for col in ("topic", "role", "pid", "type", "reliability", "path", "pool / holds"):
-        table.add_column(col, overflow="fold")
+_TOPIC_COLUMNS = ("topic", "role", "pid", "type", "reliability", "path", "pool / holds")
+
+
+def _topics(console: Console, view: BusView) -> RenderableType:
+    """A row per writer and reader of each topic; stacked where the table does not fit."""
     by_segment = {p.name: p for p in view.pools}
+    rows = []
     for topic in view.topics:
         for ep in (*topic.writers, *topic.readers):
             if ep.kind == "writer":
@@ -122,13 +142,18 @@ def _topic_table(view: BusView) -> Table:
                 detail = _reader_holds(ep, topic.pools)
             rel = "?" if ep.reliable is None else "reliable" if ep.reliable else "best effort"
             type_name = ep.type_name if ep.kind == "writer" or not ep.loanbus else ""
-            path = (
-                f"{ep.path} ({'DDS refs' if ep.references == 'dds' else 'local'})"
-                if ep.references
-                else ep.path
-            )
-            table.add_row(topic.name, ep.kind, str(ep.pid or "?"), type_name, rel, path, detail)
-    return table
+            path = _PATHS.get(ep.references or "", ep.path)
+            rows.append((topic.name, ep.kind, str(ep.pid or "?"), type_name, rel, path, detail))
+    table = Table(title=f"domain {view.domain_id}: topics", title_justify="left")
+    for col in _TOPIC_COLUMNS:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    items = []
+    for name, role, pid, *rest in rows:
+        labels = (*_TOPIC_COLUMNS[3:-1], "pool" if role == "writer" else "holds")
+        items.append(Item(f"{name}: {role}, pid {pid}", [f for f in zip(labels, rest, strict=True) if f[1]]))
+    return fit(console, table, items)
 
 
 @click.command()
@@ -152,7 +177,7 @@ def ls(domain_id: int | None, wait: float, show_slots: bool, as_json: bool) -> N
         if not pools:
             console.print("no loanbus pools in /dev/shm")
             return
-        console.print(_pool_table(pools, None, "loanbus pools"))
+        console.print(_pools(console, pools, None, "loanbus pools"))
         if show_slots:
             for p in pools:
                 if p.slots:
@@ -174,9 +199,9 @@ def ls(domain_id: int | None, wait: float, show_slots: bool, as_json: bool) -> N
         f"{len(view.pools)} pool(s) on this host"
     )
     if view.topics:
-        console.print(_topic_table(view))
+        console.print(_topics(console, view))
     if view.pools:
-        console.print(_pool_table(list(view.pools), view, f"domain {domain_id}: pools"))
+        console.print(_pools(console, list(view.pools), view, f"domain {domain_id}: pools"))
         if show_slots:
             for p in view.pools:
                 if p.slots:

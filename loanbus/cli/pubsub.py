@@ -50,6 +50,13 @@ _reliable_option = click.option(
 )
 
 
+def _not_negative(**options: float) -> None:
+    """One line naming the first negative option and its value."""
+    for name, value in options.items():
+        if value < 0:
+            fail(f"--{name} must not be negative, not {value:g}")
+
+
 def _wrap(n: int, dtype: np.dtype[Any]) -> int:
     """``n`` wrapped into the integer range of ``dtype`` (a counter never overflows)."""
     bits = dtype.itemsize * 8
@@ -105,8 +112,7 @@ def pub(
     domain_id: int,
 ) -> None:
     """Publish samples of an IDL type on TOPIC, filled from --set and a counter."""
-    if rate < 0 or count < 0 or readers < 0 or timeout < 0 or linger < 0:
-        fail("--rate, --count, --readers, --timeout and --linger must not be negative")
+    _not_negative(rate=rate, count=count, readers=readers, timeout=timeout, linger=linger)
     cls = load_type(idl_file, type_name)
     dtype = cls.__shmem_type__.dtype
     try:
@@ -228,8 +234,7 @@ def sub(
     domain_id: int,
 ) -> None:
     """Take samples of an IDL type from TOPIC; print the rate and a summary of the fields."""
-    if count < 0 or interval < 0 or timeout < 0:
-        fail("--count, --interval and --timeout must not be negative")
+    _not_negative(count=count, interval=interval, timeout=timeout)
     cls = load_type(idl_file, type_name)
     stype: loanbus.ShmemType = cls.__shmem_type__
     logging.getLogger("loanbus").addFilter(_Unmappable())
@@ -255,11 +260,12 @@ def sub(
                 for i, s in enumerate(keep):
                     now = time.monotonic()
                     last = got + i + 1 == count
-                    if each or last or (i == len(keep) - 1 and now - last_print >= interval):
-                        line = summary(s.data)
-                        ok = reader.is_data_consistent(s)
-                        checked += 1
-                        inconsistent += not ok
+                    shown = each or last or (i == len(keep) - 1 and now - last_print >= interval)
+                    line = summary(s.data) if shown else ""
+                    ok = reader.is_data_consistent(s)  # every sample, after its data was used
+                    checked += 1
+                    inconsistent += not ok
+                    if shown:
                         rate = (got + i + 1 - last_got) / max(now - last_print, 1e-9)
                         flag = "" if ok else " (inconsistent: overwritten while read)"
                         click.echo(f"{got + i + 1} samples, {rate:.1f}/s: {line}{flag}")

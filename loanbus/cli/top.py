@@ -13,11 +13,12 @@ import time
 from dataclasses import asdict
 
 import rich_click as click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
 
 from loanbus.cli._common import domain_option, fail, participant
+from loanbus.cli._fit import Item, fit
 from loanbus.observe import StatsRecord, StatsWatch
 
 #: A document older than this many of its intervals is shown as stale.
@@ -29,6 +30,21 @@ def _latency(stats: dict[str, object]) -> str:
     if not isinstance(p50, (int, float)) or not isinstance(p99, (int, float)):
         return "-"
     return f"{p50:,.0f} / {p99:,.0f}"
+
+
+#: (header of the table, label of the stacked layout, right-aligned)
+_COLUMNS = (
+    ("topic", "topic", False),
+    ("role", "role", False),
+    ("pid", "pid", True),
+    ("samples/s", "samples/s", True),
+    ("MB/s\nnot copied", "MB/s not copied", True),
+    ("latency µs\np50 / p99", "latency p50 / p99 µs", True),
+    ("pool slots", "pool slots", False),
+    ("inconsistent", "inconsistent", True),
+    ("get_loan blocked\n/ timed out", "get_loan blocked / timed out", True),
+    ("age", "age", True),
+)
 
 
 def _row(rec: StatsRecord) -> list[str]:
@@ -50,31 +66,28 @@ def _row(rec: StatsRecord) -> list[str]:
     return [rec.topic, "reader", str(rec.pid), rate, mbps, _latency(s), pools, inconsistent, "-", age_text]
 
 
-def render(records: list[StatsRecord], domain_id: int) -> Table:
-    """One frame: a row per writer and reader, grouped by topic."""
+def render(records: list[StatsRecord], domain_id: int, console: Console) -> RenderableType:
+    """One frame: a row per writer and reader, grouped by topic; stacked where the table
+    does not fit the console."""
     table = Table(title=f"loanbus top - domain {domain_id}", title_justify="left")
-    for col, right in (
-        ("topic", False),
-        ("role", False),
-        ("pid", True),
-        ("samples/s", True),
-        ("MB/s not copied", True),
-        ("latency p50 / p99 µs", True),
-        ("pool slots", False),
-        ("inconsistent", True),
-        ("get_loan blocked / timed out", True),
-        ("age", True),
-    ):
-        table.add_column(col, justify="right" if right else "left")
+    for header, _label, right in _COLUMNS:
+        table.add_column(header, justify="right" if right else "left")
     previous = None
+    items = []
     for rec in records:
         if previous is not None and rec.topic != previous:
             table.add_section()
         previous = rec.topic
-        table.add_row(*_row(rec))
+        row = _row(rec)
+        table.add_row(*row)
+        labels = [
+            label if label != "pool slots" or rec.kind == "writer" else "pools" for _h, label, _r in _COLUMNS
+        ]
+        fields = list(zip(labels[3:], row[3:], strict=True))
+        items.append(Item(f"{rec.topic}: {rec.kind}, pid {rec.pid}", [f for f in fields if f[1] != "-"]))
     if not records:
         table.caption = "no writer or reader publishes statistics in this domain yet"
-    return table
+    return fit(console, table, items)
 
 
 def _select(watch: StatsWatch, topics: tuple[str, ...]) -> list[StatsRecord]:
@@ -138,12 +151,12 @@ def top(
                     if as_json:
                         click.echo(json.dumps([{**asdict(r), "age_s": round(r.age_s, 3)} for r in records]))
                     else:
-                        console.print(render(records, domain_id))
+                        console.print(render(records, domain_id, console))
                 return
-            with Live(render(records, domain_id), console=console, auto_refresh=False) as live:
+            with Live(render(records, domain_id, console), console=console, auto_refresh=False) as live:
                 while True:
                     time.sleep(interval)
-                    live.update(render(_select(watch, topics), domain_id), refresh=True)
+                    live.update(render(_select(watch, topics), domain_id, console), refresh=True)
         except KeyboardInterrupt:
             pass
         finally:

@@ -2,7 +2,7 @@
 
 One pass in declaration order resolves names (IDL requires declare-before-use), a second
 lays structs out in dependency order, refusing recursion, unbounded members in loanable
-types and samples larger than :data:`loanbus.types.MAX_SAMPLE_SIZE`.
+types and structs larger than one numpy dtype can describe (2 GiB - 1).
 """
 
 from __future__ import annotations
@@ -27,10 +27,14 @@ from loanbus.idl.model import (
     TypedefDef,
     contained_structs,
     is_fixed,
+    largest_member,
     lay_out,
 )
 from loanbus.idl.parser import parse_text
 from loanbus.types import MAX_SAMPLE_SIZE
+
+#: numpy keeps a dtype's size in a C int, so one generated struct holds at most this.
+NUMPY_MAX_ITEMSIZE = (1 << 31) - 1
 
 
 class _Module:
@@ -76,6 +80,7 @@ class Checker:
         self.lowered: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.included: set[Path] = set()
         self.spec = Spec(path)
+        self.spec.sources = self.sources
 
     # ------------------------------------------------------------ driver
 
@@ -314,6 +319,14 @@ class Checker:
                     struct.pos,
                     f"{struct.fqn} is {struct.size} bytes, more than the maximum sample size "
                     f"({MAX_SAMPLE_SIZE} bytes)",
+                )
+        for struct in self.spec.structs:  # dependency order: the innermost offender first
+            if struct.fixed and struct.size > NUMPY_MAX_ITEMSIZE:
+                raise IdlError(
+                    largest_member(struct),
+                    f"{struct.fqn} is {struct.size:,} bytes; a generated class holds at most "
+                    f"{NUMPY_MAX_ITEMSIZE:,} (numpy's limit for one dtype): make it smaller, or "
+                    "describe a larger sample with loanbus.ShmemType(name, dtype, shape=...)",
                 )
 
     def _lay_out(

@@ -1,4 +1,4 @@
-"""IDL errors: one position, one message, rendered the way compilers do.
+"""IDL errors and warnings: one position, one message, rendered the way compilers do.
 
 ``file:line:column: message`` on the first line, then the offending source line and a caret
 under the column, so that editors can jump to it and people can see it.
@@ -23,6 +23,22 @@ class Pos:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+def source_line(pos: Pos, text: str) -> str | None:
+    """The line of ``text`` (a whole file) that ``pos`` points into."""
+    lines = text.splitlines()
+    return lines[pos.line - 1] if 0 < pos.line <= len(lines) else None
+
+
+def render(pos: Pos, message: str, line_text: str | None) -> str:
+    """``file:line:column: message``, then the line and a caret under the column."""
+    head = f"{pos}: {message}"
+    if line_text is None:
+        return head
+    # Keep tabs in the caret line so the caret sits under the column in any terminal.
+    prefix = "".join(c if c == "\t" else " " for c in line_text[: pos.column - 1])
+    return f"{head}\n{line_text}\n{prefix}^"
+
+
 class IdlError(LoanbusError):
     """An IDL file loanbus refuses; ``pos`` says where and ``message`` says why."""
 
@@ -34,18 +50,24 @@ class IdlError(LoanbusError):
 
     def with_source(self, text: str) -> IdlError:
         """The same error carrying its source line (``text`` is the whole file)."""
-        lines = text.splitlines()
-        line = lines[self.pos.line - 1] if 0 < self.pos.line <= len(lines) else None
-        return IdlError(self.pos, self.message, line)
+        return IdlError(self.pos, self.message, source_line(self.pos, text))
 
     def render(self) -> str:
         """The full report: location and message, then the line and a caret."""
-        head = f"{self.pos}: {self.message}"
-        if self.line_text is None:
-            return head
-        # Keep tabs in the caret line so the caret sits under the column in any terminal.
-        prefix = "".join(c if c == "\t" else " " for c in self.line_text[: self.pos.column - 1])
-        return f"{head}\n{self.line_text}\n{prefix}^"
+        return render(self.pos, self.message, self.line_text)
 
     def __str__(self) -> str:
         return self.render()
+
+
+@dataclass(frozen=True)
+class IdlWarning:
+    """What an IDL file may say but will not work as written on this machine."""
+
+    pos: Pos
+    message: str
+    line_text: str | None = None
+
+    def render(self) -> str:
+        """Like an error's report, with ``warning:`` before the message."""
+        return render(self.pos, f"warning: {self.message}", self.line_text)

@@ -103,7 +103,10 @@ def publisher(spec: Spec, source: str, package: str, names: dict[int, str]) -> s
             f'    """Put recognisable values into every member of ``{s.fqn}`` (use your data)."""\n'
             + "".join(f"    {line}\n" for line in body)
         )
-    usage = "Run:  python publisher.py [--type NAME] [--count N] [--domain D] [--topic NAME]"
+    usage = (
+        "Run:  python publisher.py [--type NAME] [--topic NAME] [--domain D] [--count N]\n"
+        "                          [--period SECONDS] [--wait SECONDS]"
+    )
     text = _HEADER.format(
         head="\n".join(doc_head(source)),
         role="Publisher",
@@ -118,12 +121,16 @@ def publisher(spec: Spec, source: str, package: str, names: dict[int, str]) -> s
     table = "".join(
         f'    "{names[id(s)]}": lambda a: publish({names[id(s)]}, fill_{names[id(s)]}, a),\n' for s in types
     )
-    return text + _main(table, names[id(types[0])], "Write loaned samples of an IDL type.")
+    description = "Write loaned samples of an IDL type."
+    return text + _main(table, names[id(types[0])], description, _PUBLISHER_OPTIONS, "publish")
 
 
 def subscriber(spec: Spec, source: str, package: str, names: dict[int, str]) -> str:
     types = spec.loanable
-    usage = "Run:  python subscriber.py [--type NAME] [--count N] [--domain D] [--topic NAME]"
+    usage = (
+        "Run:  python subscriber.py [--type NAME] [--topic NAME] [--domain D] [--count N]\n"
+        "                           [--timeout SECONDS]"
+    )
     text = _HEADER.format(
         head="\n".join(doc_head(source)),
         role="Subscriber",
@@ -135,7 +142,8 @@ def subscriber(spec: Spec, source: str, package: str, names: dict[int, str]) -> 
     text += '\nV = TypeVar("V", bound=StructView)\n'
     text += _SUBSCRIBE
     table = "".join(f'    "{names[id(s)]}": lambda a: subscribe({names[id(s)]}, a),\n' for s in types)
-    return text + _main(table, names[id(types[0])], "Take and print loaned samples of an IDL type.")
+    description = "Take and print loaned samples of an IDL type."
+    return text + _main(table, names[id(types[0])], description, _SUBSCRIBER_OPTIONS, "subscribe to")
 
 
 def _enums_used(s: StructDef, names: dict[int, str]) -> set[str]:
@@ -198,7 +206,27 @@ def subscribe(cls: type[V], args: argparse.Namespace) -> int:
 '''
 
 
-def _main(table: str, default: str, description: str) -> str:
+_COMMON_OPTIONS = """\
+    parser.add_argument(
+        "--type", choices=sorted(EXAMPLES), default="{default}", help="the type to {verb}"
+    )
+    parser.add_argument("--topic", help="topic name (default: the type's name)")
+    parser.add_argument("--domain", type=int, default=0, help="DDS domain id")
+"""
+_PUBLISHER_OPTIONS = """\
+    parser.add_argument("--count", type=int, default=10, help="samples to write (0: until Ctrl-C)")
+    parser.add_argument("--period", type=float, default=0.5, help="seconds between writes")
+    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a subscriber")
+"""
+_SUBSCRIBER_OPTIONS = """\
+    parser.add_argument("--count", type=int, default=10, help="samples to take (0: no limit)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to keep reading")
+"""
+
+
+def _main(table: str, default: str, description: str, options: str, verb: str) -> str:
+    """The command line of one example: the options both share, then its own ``options``."""
+    common = _COMMON_OPTIONS.format(default=default, verb=verb)
     return f'''
 
 EXAMPLES: dict[str, Callable[[argparse.Namespace], int]] = {{
@@ -207,14 +235,7 @@ EXAMPLES: dict[str, Callable[[argparse.Namespace], int]] = {{
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="{description}")
-    parser.add_argument("--type", choices=sorted(EXAMPLES), default="{default}")
-    parser.add_argument("--topic", help="topic name (default: the type's name)")
-    parser.add_argument("--domain", type=int, default=0, help="DDS domain id")
-    parser.add_argument("--count", type=int, default=10, help="samples (0: no limit)")
-    parser.add_argument("--period", type=float, default=0.5, help="seconds between writes")
-    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a reader")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to keep reading")
-    args = parser.parse_args()
+{common}{options}    args = parser.parse_args()
     return EXAMPLES[args.type](args)
 
 

@@ -210,6 +210,7 @@ class _Generator:
         self.emit()
         self.emit("    __slots__ = ()")
         self.emit(f'    type_name = "{s.fqn}"')
+        self.emit(render(_q(f"{s.pos.file}:{s.pos.line}"), 4, "__idl_source__ = "))
         dtype = self._struct_dtype(
             [f.name for f in s.fields], [self.dtype(f.type) for f in s.fields],
             [f.offset for f in s.fields], s.size,

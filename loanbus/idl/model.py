@@ -150,6 +150,8 @@ class Spec:
     enums: list[EnumDef] = field(default_factory=list)
     consts: list[ConstDef] = field(default_factory=list)
     typedefs: list[TypedefDef] = field(default_factory=list)
+    #: The text of every file read (the checked one and its includes), by the name in ``Pos``.
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def loanable(self) -> list[StructDef]:
@@ -194,6 +196,13 @@ def size_align(t: Type) -> tuple[int, int]:
     elem_size, elem_align = size_align(t.element)
     align = max(LENGTH_SIZE, elem_align)
     return round_up(data_offset(t) + t.bound * elem_size, align), align
+
+
+def largest_member(struct: StructDef) -> Pos:
+    """Where the biggest member of a laid-out ``struct`` is declared (what makes it big)."""
+    if not struct.fields:
+        return struct.pos
+    return max(struct.fields, key=lambda f: size_align(f.type)[0]).pos
 
 
 def data_offset(t: String | Sequence) -> int:

@@ -284,6 +284,7 @@ class StructView:
     """Base of generated struct classes: a typed window on one 0-d structured numpy array."""
 
     type_name: ClassVar[str] = ""
+    __idl_source__: ClassVar[str] = ""  # "file.idl:line" of the struct
     dtype: ClassVar[np.dtype[Any]] = np.dtype([])
     type_hash: ClassVar[bytes] = b""
     ByValue: ClassVar[type[Any]] = object

@@ -26,6 +26,12 @@ CASES = [
     (["ls", "--domain", "999"], 2, "--domain must be within 0..232, not 999"),
     (["top", "--interval", "0"], 2, "--interval must be positive"),
     (["pub", "bad name", "--idl", HELLO], 2, "topic name 'bad name' must start with a letter"),
+    (["pub", "t", "--idl", HELLO, "--rate", "-5"], 2, "--rate must not be negative, not -5"),
+    (["sub", "t", "--idl", HELLO, "--interval", "-1"], 2, "--interval must not be negative, not -1"),
+    (["demo", "--domain", "999"], 2, "--domain must be within 0..232, not 999"),
+    (["demo", "--domain", "-1"], 2, "--domain must be within 0..232, not -1"),
+    (["demo", "--rate", "-5"], 2, "--rate must not be negative, not -5"),
+    (["demo", "--seconds", "0"], 2, "--seconds must be positive, not 0"),
 ]
 
 

@@ -29,6 +29,24 @@ def test_pub_and_sub_exchange_helloworld_samples_with_a_counter_and_a_set_field(
     assert "wrote 20 samples of HelloWorld on 'hello' (1 reader(s) matched, 0 slot(s) still held)" in pub_out
 
 
+def test_sub_checks_the_consistency_of_every_sample_it_takes_not_only_the_printed_ones(
+    domain_id: int,
+) -> None:
+    d = str(domain_id)
+    sub = start("sub", "every", "--idl", HELLO, "--count", "40", "--interval", "600", "--domain", d)
+    pub = start(
+        "pub", "every", "--idl", HELLO, "--count", "40", "--rate", "0", "--readers", "1", "--domain", d
+    )
+    sub_out, sub_err = sub.communicate(timeout=120)
+    _pub_out, pub_err = pub.communicate(timeout=120)
+    assert sub.returncode == 0 and pub.returncode == 0, sub_err + pub_err
+    printed = [line for line in sub_out.splitlines() if " samples, " in line]
+    assert len(printed) < 40  # one line per --interval, and the last sample
+    assert (
+        "received 40 samples of HelloWorld on 'every' (40 checked for consistency, 0 inconsistent)" in sub_out
+    )
+
+
 def test_pub_sets_nested_and_string_fields_that_sub_summarises(domain_id: int) -> None:
     d = str(domain_id)
     sub = start(

@@ -1,4 +1,4 @@
-"""Issue 7: asyncio, listener callbacks and zero-copy hand-over to array libraries.
+"""asyncio, listener callbacks and zero-copy hand-over to array libraries.
 
 Data always crosses processes: a scripted writer runs in a spawned process and obeys
 commands from the test (write these values, try to loan slots, stop), so a test can tell

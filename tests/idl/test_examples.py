@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -47,3 +48,27 @@ def test_generated_publisher_and_subscriber_exchange_samples(
     assert all(line.endswith("consistent=True") for line in received), out
     type_name = name.removesuffix(".idl")
     assert all(f"{type_name}(" in line for line in received), out
+
+
+def _options(help_text: str) -> set[str]:
+    return set(re.findall(r"^\s+(?:-\w, )?(--[a-z]+)", help_text, flags=re.M))
+
+
+def test_each_generated_example_describes_its_own_options_and_no_other(tmp_path: Path) -> None:
+    idlc = [sys.executable, "-m", "loanbus.cli.idlc", str(REPO / "idl" / "HelloWorld.idl")]
+    compiled = subprocess.run([*idlc, "-o", str(tmp_path), "--example"], capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    common = {"--help", "--type", "--topic", "--domain", "--count"}
+    own = {"publisher": {"--period", "--wait"}, "subscriber": {"--timeout"}}
+    for name, options in own.items():
+        shown = subprocess.run(
+            [sys.executable, f"{name}.py", "--help"], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert _options(shown.stdout) == common | options, shown.stdout
+        usage = (tmp_path / f"{name}.py").read_text().split('"""')[1]
+        assert set(re.findall(r"--[a-z]+", usage)) == (common - {"--help"}) | options, usage
+    publisher = (tmp_path / "publisher.py").read_text()
+    subscriber = (tmp_path / "subscriber.py").read_text()
+    assert "samples to write" in publisher and "samples to write" not in subscriber
+    assert "seconds to keep reading" in subscriber and "seconds to keep reading" not in publisher

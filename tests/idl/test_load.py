@@ -40,8 +40,35 @@ def test_a_generated_class_is_a_topic_type_like_a_shmem_type(pc: ModuleType) -> 
     assert shmem == ShmemType("sensors::PointCloud", pc.PointCloud.dtype)
     assert shmem.type_hash == pc.PointCloud.type_hash and len(shmem.type_hash) == 16
     assert shmem.by_value is pc.PointCloudByValue
-    with pytest.raises(TypeError, match="not a loanable type"):
+    with pytest.raises(TypeError, match=r"lacks @transfer_mode\(SHMEM_REF\)"):
         as_shmem_type(pc.Point)
+
+
+def test_a_topic_of_a_struct_without_shmem_ref_says_which_annotation_it_lacks_where_and_how_to_add_it(
+    pc: ModuleType, domain_id: int
+) -> None:
+    with loanbus.DomainParticipant(domain_id=domain_id) as dp, pytest.raises(TypeError) as refused:
+        loanbus.Topic(dp, "points", pc.Point)
+    message = str(refused.value)
+    assert message == (
+        f"IDL struct sensors::Point ({REPO / 'idl' / 'PointCloud.idl'}:21) is not loanable: it lacks "
+        "@transfer_mode(SHMEM_REF). Write @transfer_mode(SHMEM_REF) on the line before 'struct Point' "
+        "and compile the IDL file again (loanbus idlc, or loanbus.idl.load)"
+    )
+    line = (REPO / "idl" / "PointCloud.idl").read_text().splitlines()[20]
+    assert line.strip().startswith("struct Point")  # the line the message names
+    assert "not a loanable type" not in message and "generated IDL class" not in message
+
+
+def test_a_by_value_twin_given_as_a_topic_type_names_the_loanable_class_to_use(pc: ModuleType) -> None:
+    with pytest.raises(TypeError) as refused:
+        as_shmem_type(pc.PointCloudByValue)
+    assert str(refused.value) == (
+        "PointCloudByValue is the by-value (cyclonedds) class of IDL struct sensors::PointCloud: "
+        "give the topic PointCloud, not its by-value twin"
+    )
+    with pytest.raises(TypeError, match=r"IDL struct sensors::Point .* lacks @transfer_mode"):
+        as_shmem_type(pc.PointByValue)  # the twin of a struct that is not loanable either
 
 
 def test_dtypes_are_explicitly_little_endian(pc: ModuleType) -> None:

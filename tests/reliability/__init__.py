@@ -1,8 +1,8 @@
-"""Issue 4: crashes, hostile input, permissions and cleanup, proven with real processes.
+"""Crashes, hostile input, permissions and cleanup, proven with real processes.
 
 Sizes: with ``LOANBUS_STRESS_SCALE`` unset (or ``ci``) the long tests run in a bounded CI
-form; ``full`` runs the issue's figures (200 writer kills, 100,000 torn-read writes, 50
-reader kills); a number multiplies the CI form. ``LOANBUS_FIGURES=FILE`` appends the
+form; ``full`` runs the full form (200 writer kills, 100,000 torn-read writes, 50 reader
+kills); a number multiplies the CI form. ``LOANBUS_FIGURES=FILE`` appends the
 figures each stress test measured to FILE as JSON lines (docs/reliability.md quotes them).
 """
 
