@@ -10,8 +10,10 @@ every waiter with ``ClosedError`` (``take_async``) or ends the ``async for``.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, Protocol
 
+from loanbus._args import check_seconds
 from loanbus._notify import DataNotifier, _wake
 from loanbus.errors import ClosedError
 
@@ -64,8 +66,10 @@ async def take_async(reader: _Reader, max_samples: int, timeout: float | None) -
     """
     if max_samples < 1:
         raise ValueError(f"max_samples must be >= 1, not {max_samples}")
-    if timeout is not None and timeout < 0:
-        raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
+    if timeout is not None:
+        timeout = check_seconds(timeout, "timeout")
+        if math.isinf(timeout):
+            timeout = None
     samples = reader.take(max_samples)
     if samples or timeout == 0:
         return samples

@@ -257,20 +257,20 @@ class DataWriter(Closeable, Generic[T]):
         """
         if self._closed:
             self._check_open()
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout")
         pool = self._pool
         if self._refs is not None and (self._refs.matches.dirty or self._sinks_pending(throttle=False)):
             self._sync_readers()
         slot = pool.try_acquire()  # best effort never returns None
         if slot is None:
-            wait = self.qos.max_blocking_time if timeout is None else check_seconds(timeout, "timeout")
+            wait = self.qos.max_blocking_time if timeout is None else timeout
             sinks = self._sinks
             assert sinks is not None
             try:
                 slot = pool.acquire(wait, before_try=self._sync_readers, wait=sinks.wait)
             except LoanTimeoutError as exc:
                 raise LoanTimeoutError(self._describe_holders(exc.holders), exc.holders) from None
-        elif timeout is not None:
-            check_seconds(timeout, "timeout")
         loan = Loan(self, slot, pool.sequences[slot], pool.payloads[slot])
         self._loans[slot] = loan
         return loan
@@ -432,6 +432,7 @@ class DataWriter(Closeable, Generic[T]):
     def wait_for_readers(self, count: int = 1, timeout: float = 10.0) -> bool:
         """Wait until at least ``count`` readers are matched (and local ones attached)."""
         self._check_open()
+        timeout = check_seconds(timeout, "timeout")
         refs = self._refs
         assert refs is not None
 

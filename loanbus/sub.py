@@ -474,6 +474,7 @@ class DataReader(Closeable, Generic[T]):
         """Wait until at least ``count`` writers are matched on the path that will carry them
         (zero-copy ones: their pool mapped and this reader registered with them)."""
         self._check_open()
+        timeout = check_seconds(timeout, "timeout")
 
         def enough() -> bool:
             if self._refs.matches.dirty or self._sources.retry_due:

@@ -72,7 +72,7 @@ class ShmemType:
         dt = np.dtype(dtype)
         _check_dtype(dt, name)
         shape = tuple(shape)
-        if not all(isinstance(n, int) and n >= 1 for n in shape):
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
             raise ValueError(f"{name}: shape must be positive integers, not {shape!r}")
         count = 1
         for n in shape:

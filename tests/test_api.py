@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 import time
 from collections.abc import Iterator
 
@@ -13,6 +15,7 @@ import loanbus
 from tests.helpers import FRAME, SMALL
 
 BE1 = loanbus.Qos(reliability=loanbus.Reliability.BEST_EFFORT, max_samples=1)
+RELIABLE = loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, max_samples=1, max_blocking_time=5.0)
 
 
 @pytest.fixture
@@ -319,3 +322,119 @@ def test_shaped_samples_say_they_do_not_travel_by_value(
     [sample] = reader.take(timeout=10)
     assert sample.data.shape == (4, 8) and int(sample.data[3, 7]) == 31  # zero-copy still works
     reader.return_loan(sample)
+
+
+# -- API edges: duplicate returns, closed readers, timeouts and QoS values -------------------
+
+
+def test_returning_one_sample_twice_in_one_call_is_refused_and_counts_nothing(
+    dp: loanbus.DomainParticipant,
+) -> None:
+    writer, reader = _pair(dp, RELIABLE)
+    for value in (1, 2):
+        loan = writer.get_loan()
+        loan.data["value"] = value
+        writer.write(loan)
+    got: list[loanbus.LoanedSample] = []
+    while len(got) < 2:
+        got += reader.take(timeout=10)
+    s, other = got
+    with pytest.raises(loanbus.LoanStateError, match="more than once"):
+        reader.return_loan([s, s])
+    assert not s.returned and reader.statistics().returned == 0  # nothing of the batch was returned
+    assert reader.is_data_consistent(other)  # the reader is intact
+    reader.return_loan([s, other])
+    assert reader.statistics().returned == 2
+
+
+def test_is_data_consistent_after_the_reader_closed_raises_closed_error(
+    dp: loanbus.DomainParticipant,
+) -> None:
+    writer, reader = _pair(dp)
+    loan = writer.get_loan()
+    writer.write(loan)
+    (sample,) = reader.take(timeout=10)
+    reader.close()
+    with pytest.raises(loanbus.ClosedError):
+        reader.is_data_consistent(sample)
+    with pytest.raises(loanbus.ClosedError):
+        reader.return_loan(sample)
+
+
+def test_an_infinite_timeout_waits_until_a_sample_arrives(dp: loanbus.DomainParticipant) -> None:
+    writer, reader = _pair(dp, RELIABLE)
+
+    def later() -> None:
+        time.sleep(0.2)
+        loan = writer.get_loan(timeout=math.inf)
+        loan.data["value"] = 9
+        writer.write(loan)
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    got = reader.take(timeout=math.inf)
+    thread.join(30)
+    assert [int(s.data["value"]) for s in got] == [9]
+    reader.return_loan(got)
+    assert reader.take(timeout=1e10 * 0) == []  # zero is zero
+    thread = threading.Thread(target=later)
+    thread.start()
+    got = reader.take(timeout=1e10)  # more than any poll() can wait at once
+    thread.join(30)
+    assert [int(s.data["value"]) for s in got] == [9]
+    reader.return_loan(got)
+
+
+@pytest.mark.parametrize("bad", [-1, -0.5, math.nan, "1", True])
+def test_a_bad_timeout_is_one_clear_error_naming_it(dp: loanbus.DomainParticipant, bad: object) -> None:
+    writer, reader = _pair(dp, RELIABLE)
+    error = TypeError if isinstance(bad, (str, bool)) else ValueError
+    for call in (
+        lambda: writer.get_loan(timeout=bad),  # type: ignore[arg-type]
+        lambda: reader.take(timeout=bad),  # type: ignore[arg-type]
+        lambda: writer.wait_for_readers(1, timeout=bad),  # type: ignore[arg-type]
+        lambda: reader.wait_for_writers(1, timeout=bad),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(error, match="timeout"):
+            call()
+    assert writer.statistics().loans == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("max_blocking_time", math.nan, ValueError),
+        ("max_blocking_time", -1.0, ValueError),
+        ("max_blocking_time", "1", TypeError),
+        ("max_samples", 2.0, TypeError),
+        ("max_samples", True, TypeError),
+        ("max_samples", 70000, ValueError),
+        ("history_depth", 1.5, TypeError),
+        ("reader_rows", 4.0, TypeError),
+        ("pool_slots", 3.0, TypeError),
+        ("shm_group", "x", TypeError),
+        ("shm_group", -5, ValueError),
+        ("shm_group", 2**40, ValueError),
+        ("shm_group", False, TypeError),
+        ("by_value", 1, TypeError),
+        ("dds_references", "yes", TypeError),
+    ],
+)
+def test_a_bad_qos_value_is_one_clear_error_naming_its_field(field: str, value: object, error: type) -> None:
+    with pytest.raises(error, match=field):
+        loanbus.Qos(**{field: value})  # type: ignore[arg-type]
+
+
+def test_an_infinite_max_blocking_time_is_accepted_as_wait_for_ever(dp: loanbus.DomainParticipant) -> None:
+    qos = loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, max_blocking_time=math.inf)
+    writer, reader = _pair(dp, qos)
+    loan = writer.get_loan()
+    writer.write(loan)
+    got = reader.take(timeout=10)
+    assert len(got) == 1
+    reader.return_loan(got)
+
+
+def test_a_shape_of_bools_is_refused() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        loanbus.ShmemType("x::Flags", np.uint8, shape=(True,))
