@@ -437,6 +437,8 @@ class DataWriter(Closeable, Generic[T]):
         assert refs is not None
 
         def enough() -> bool:
+            if self._sinks is not None:
+                self._sinks.pending = True  # look at the registration socket in any case
             self._sync_readers()
             return self._ready_readers() >= count
 

@@ -1,10 +1,15 @@
-"""Writers and readers in separate processes: real Cyclone DDS, real shared memory."""
+"""Writers and readers in separate processes: real Cyclone DDS, real shared memory.
+
+Each behaviour is tested on both reference paths: readers take references from their
+inbox (the local path, the default) or through Cyclone DDS (``Qos(dds_references=True)``).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,6 +19,12 @@ import loanbus
 from tests.helpers import CTX, FRAME, SMALL, fill_value, join_ok, start
 
 RELIABLE = loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, max_samples=4, max_blocking_time=10.0)
+PATHS = pytest.mark.parametrize("dds", [False, True], ids=["local path", "DDS path"])
+
+
+def _reading(qos: loanbus.Qos, dds: bool) -> loanbus.Qos:
+    """A reader's QoS on the path under test."""
+    return replace(qos, dds_references=dds)
 
 
 def _frame_writer(domain_id: int, count: int, ready: Any, done: Any) -> None:
@@ -29,13 +40,14 @@ def _frame_writer(domain_id: int, count: int, ready: Any, done: Any) -> None:
         done.wait(120)  # stay until the reader has everything
 
 
-def test_1000_frames_of_6_mb_cross_processes_and_every_byte_is_checked(domain_id: int) -> None:
+@PATHS
+def test_1000_frames_of_6_mb_cross_processes_and_every_byte_is_checked(domain_id: int, dds: bool) -> None:
     count = 1000
     ready, done = CTX.Event(), CTX.Event()
     proc = start(_frame_writer, domain_id, count, ready, done)
     try:
         with loanbus.DomainParticipant(domain_id=domain_id) as dp:
-            reader = loanbus.DataReader(loanbus.Topic(dp, "frames", FRAME), qos=RELIABLE)
+            reader = loanbus.DataReader(loanbus.Topic(dp, "frames", FRAME), qos=_reading(RELIABLE, dds))
             assert reader.wait_for_writers(1, timeout=30)
             ready.set()
             seen = []
@@ -56,9 +68,9 @@ def test_1000_frames_of_6_mb_cross_processes_and_every_byte_is_checked(domain_id
         join_ok(proc)
 
 
-def _holding_reader(domain_id: int, out: Any, release: Any, lease: float | None) -> None:
+def _holding_reader(domain_id: int, out: Any, release: Any, lease: float | None, dds: bool) -> None:
     with loanbus.DomainParticipant(domain_id=domain_id, lease_duration=lease) as dp:
-        reader = loanbus.DataReader(loanbus.Topic(dp, "hold", SMALL), qos=RELIABLE)
+        reader = loanbus.DataReader(loanbus.Topic(dp, "hold", SMALL), qos=_reading(RELIABLE, dds))
         assert reader.wait_for_writers(1, timeout=30)
         out.put(("id", reader.reader_id.hex()))
         held: list[Any] = []
@@ -81,9 +93,12 @@ def _reliable_writer(dp: loanbus.DomainParticipant) -> loanbus.DataWriter[Any]:
     return writer
 
 
-def test_a_held_sample_blocks_a_reliable_writer_until_another_process_returns_it(domain_id: int) -> None:
+@PATHS
+def test_a_held_sample_blocks_a_reliable_writer_until_another_process_returns_it(
+    domain_id: int, dds: bool
+) -> None:
     out, release = CTX.Queue(), CTX.Event()
-    proc = start(_holding_reader, domain_id, out, release, None)
+    proc = start(_holding_reader, domain_id, out, release, None, dds)
     try:
         with loanbus.DomainParticipant(domain_id=domain_id) as dp:
             writer = _reliable_writer(dp)
@@ -108,9 +123,12 @@ def test_a_held_sample_blocks_a_reliable_writer_until_another_process_returns_it
         join_ok(proc)
 
 
-def test_killing_a_reader_that_holds_loans_gives_the_writer_every_slot_back(domain_id: int) -> None:
+@PATHS
+def test_killing_a_reader_that_holds_loans_gives_the_writer_every_slot_back(
+    domain_id: int, dds: bool
+) -> None:
     out, release = CTX.Queue(), CTX.Event()
-    proc = start(_holding_reader, domain_id, out, release, 1.0)
+    proc = start(_holding_reader, domain_id, out, release, 1.0, dds)
     try:
         with loanbus.DomainParticipant(domain_id=domain_id) as dp:
             writer = _reliable_writer(dp)
@@ -148,9 +166,9 @@ def _many_writer(domain_id: int, index: int, count: int, go: Any, finished: Any)
         finished.wait(120)  # stay alive until every reader has everything
 
 
-def _many_reader(domain_id: int, expected: int, out: Any) -> None:
+def _many_reader(domain_id: int, expected: int, out: Any, dds: bool) -> None:
     with loanbus.DomainParticipant(domain_id=domain_id) as dp:
-        reader = loanbus.DataReader(loanbus.Topic(dp, "many", SMALL), qos=RELIABLE)
+        reader = loanbus.DataReader(loanbus.Topic(dp, "many", SMALL), qos=_reading(RELIABLE, dds))
         assert reader.wait_for_writers(2, timeout=60)
         out.put("ready")
         got: set[tuple[int, int]] = set()
@@ -168,10 +186,13 @@ def _many_reader(domain_id: int, expected: int, out: Any) -> None:
         out.put((len(got), torn))
 
 
-def test_two_writers_and_three_readers_deliver_everything_to_everyone_untorn(domain_id: int) -> None:
+@PATHS
+def test_two_writers_and_three_readers_deliver_everything_to_everyone_untorn(
+    domain_id: int, dds: bool
+) -> None:
     count = 200
     go, finished, out = CTX.Event(), CTX.Event(), CTX.Queue()
-    readers = [start(_many_reader, domain_id, 2 * count, out) for _ in range(3)]
+    readers = [start(_many_reader, domain_id, 2 * count, out, dds) for _ in range(3)]
     writers = [start(_many_writer, domain_id, i, count, go, finished) for i in range(2)]
     try:
         assert [out.get(timeout=60) for _ in range(3)] == ["ready"] * 3
@@ -201,7 +222,10 @@ def _late_writer(domain_id: int, out: Any, done: Any) -> None:
         done.wait(60)
 
 
-def test_a_late_joiner_with_transient_local_depth_4_takes_the_last_4_samples(domain_id: int) -> None:
+@PATHS
+def test_a_late_joiner_with_transient_local_depth_4_takes_the_last_4_samples(
+    domain_id: int, dds: bool
+) -> None:
     out, done = CTX.Queue(), CTX.Event()
     proc = start(_late_writer, domain_id, out, done)
     try:
@@ -211,6 +235,7 @@ def test_a_late_joiner_with_transient_local_depth_4_takes_the_last_4_samples(dom
             durability=loanbus.Durability.TRANSIENT_LOCAL,
             history_depth=4,
             max_samples=4,
+            dds_references=dds,
         )
         with loanbus.DomainParticipant(domain_id=domain_id) as dp:
             reader = loanbus.DataReader(loanbus.Topic(dp, "late", SMALL), qos=qos)
