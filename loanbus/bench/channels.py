@@ -94,8 +94,15 @@ COMPARISONS: dict[str, Comparison] = {
             "loanbus",
             "loanbus zero-copy",
             "get_loan, touch byte 0, write; take, read byte 0, is_data_consistent, return_loan. "
-            "Reliable QoS, blocking on a Cyclone WaitSet; max_samples=2 for latency, 32 for "
-            "throughput (the reader takes up to 32 at a time).",
+            "Reliable QoS; references through the local path (the reader's inbox, a pipe), the "
+            "reader blocking in poll() on it; max_samples=2 for latency, 32 for throughput (the "
+            "reader takes up to 32 at a time).",
+        ),
+        Comparison(
+            "loanbus-dds",
+            "loanbus, DDS references",
+            "As loanbus, but the reader asks for its references through Cyclone DDS "
+            "(Qos(dds_references=True)): the path of C programs and of readers that want it.",
         ),
         Comparison(
             "loanbus-be",
@@ -195,6 +202,7 @@ def _qos(comparison: str, mode: str) -> loanbus.Qos:
         huge_pages=comparison == "loanbus-huge",
         history_depth=None if by_value else 1,
         by_value=by_value,
+        dds_references=comparison == "loanbus-dds",
     )
 
 
@@ -515,6 +523,7 @@ def _python_floor(*args: Any) -> Endpoint:
 _ENDPOINTS: dict[str, Callable[..., Endpoint]] = {
     "loanbus": LoanbusEndpoint,
     "loanbus-be": LoanbusEndpoint,
+    "loanbus-dds": LoanbusEndpoint,
     "loanbus-huge": LoanbusEndpoint,
     "loanbus-by-value": LoanbusEndpoint,
     "loanbus-by-value-defaults": LoanbusEndpoint,
