@@ -17,6 +17,7 @@ from types import TracebackType
 import loanbus
 from loanbus.observe import BusWatch, TopicView
 from loanbus.recording.catalog import TypeCatalog
+from loanbus.recording.outbox import Outbox
 from loanbus.recording.sink import Sink
 from loanbus.recording.tap import Tap, TopicStatus
 
@@ -93,9 +94,11 @@ class Bridge:
         self._watch: BusWatch | None = None
         self._thread: threading.Thread | None = None
         self._final: Status | None = None
+        self._outbox = Outbox()
         try:
             self.participant = loanbus.DomainParticipant(domain_id)
         except BaseException:
+            self._outbox.close()
             sink.close()
             raise
         try:
@@ -113,7 +116,13 @@ class Bridge:
 
     def _add(self, topic: str, data_type: object) -> None:
         tap = Tap(
-            self.participant, topic, data_type, self._sink, images=self._images, reliable=self._reliable
+            self.participant,
+            topic,
+            data_type,
+            self._sink,
+            self._outbox,
+            images=self._images,
+            reliable=self._reliable,
         )
         with self._lock:
             self._taps[topic] = tap
@@ -208,6 +217,7 @@ class Bridge:
                 taps = list(self._taps.values())
             for tap in taps:
                 tap.close()
+            self._outbox.close()
             self._final = self.status()
             self._finish()
         finally:

@@ -93,7 +93,7 @@ class McapSink(Sink):
         from foxglove.mcap import MCAPCompression, MCAPWriteOptions
 
         which = {"zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4, "none": None}[compression]
-        options = MCAPWriteOptions(compression=which, profile="", compression_threads=0)
+        options = MCAPWriteOptions(compression=which, profile="")
         self.path = Path(path)
         self._writer: Any = self.fox.open_mcap(
             str(self.path), allow_overwrite=overwrite, context=self.context, writer_options=options

@@ -24,6 +24,7 @@ from loanbus.recording.images import (
     image_fields,
     raw_image_parts,
 )
+from loanbus.recording.outbox import Outbox
 from loanbus.recording.sink import Channel, Sink
 from loanbus.recording.typedesc import TYPE_KEY, TYPE_NAME_KEY
 
@@ -66,7 +67,8 @@ def reader_qos(reliable: bool) -> loanbus.Qos:
 
 
 class Tap:
-    """Takes ``topic`` in ``participant`` and logs each consistent sample to ``sink``."""
+    """Takes ``topic`` in ``participant``; each consistent sample goes through ``outbox`` into
+    the topic's channels of ``sink``."""
 
     def __init__(
         self,
@@ -74,6 +76,7 @@ class Tap:
         topic: str,
         data_type: object,
         sink: Sink,
+        outbox: Outbox,
         *,
         images: str = "raw",
         reliable: bool = False,
@@ -81,6 +84,7 @@ class Tap:
         if images not in IMAGE_MODES:
             raise ValueError(f"images must be one of {', '.join(IMAGE_MODES)}, not {images!r}")
         self.topic = topic
+        self._outbox = outbox
         self.codec = codec = RecordCodec(data_type)
         self.type_name = codec.schema_name
         self._samples = self._bytes = self._dropped = self._inconsistent = self._images = 0
@@ -176,11 +180,11 @@ class Tap:
             return
         ts = info.source_timestamp
         if message is not None:
-            self.channel.log(message, ts)
+            self._outbox.put(self.channel, message, ts)
             self._samples += 1
             self._bytes += len(message)
         if image is not None and image_channel is not None:
-            image_channel.log(image, ts)
+            self._outbox.put(image_channel, image, ts)
             self._images += 1
 
     # -- status and end ----------------------------------------------------------------
