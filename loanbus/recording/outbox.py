@@ -3,8 +3,9 @@
 Copying a sample out of shared memory is quick; compressing and writing it is not. The
 taps copy, check consistency and return the loan at once, and hand the message here, so a
 slot is free again long before its bytes reach the disk. When the queue holds ``limit``
-bytes, ``put`` waits: the recorder is then behind, and what a writer overwrites meanwhile
-shows up as inconsistent (best effort) or waits for the recorder (reliable).
+bytes the recorder is behind: a best-effort tap then counts the samples it cannot queue as
+dropped (and keeps taking, so it never falls further behind its writers), while a reliable
+tap waits here, and its writers wait for it.
 """
 
 from __future__ import annotations
@@ -41,11 +42,15 @@ class Outbox:
         self._thread = threading.Thread(target=self._drain, name=name, daemon=True)
         self._thread.start()
 
+    def room(self, size: int) -> bool:
+        """Whether ``size`` more bytes fit now (one message always fits an empty queue)."""
+        return not self._held or self._held + size <= self._limit
+
     def put(self, channel: Loggable, message: bytes, log_time: int) -> None:
-        """Queue one message; waits while the queue is full (one message always fits)."""
+        """Queue one message; waits while the queue is full."""
         size = len(message)
         with self._cond:
-            while self._held and self._held + size > self._limit and not self._closing:
+            while not self.room(size) and not self._closing:
                 self._cond.wait()
             self._queue.append((channel, message, log_time))
             self._held += size

@@ -4,7 +4,8 @@ Each sample is taken zero-copy, copied once into its CDR message (and, for an im
 type, once more into a Foxglove image message), then checked with ``is_data_consistent``:
 a sample the writer overwrote meanwhile is counted as inconsistent and not logged. A
 sequence number a writer skipped (a reference that never arrived, or arrived too late to
-be mapped) is counted as dropped.
+be mapped) is counted as dropped, and so is a sample a best-effort tap had no room for
+because the sink is behind (see ``outbox.py``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class TopicStatus:
     type_name: str
     samples: int  # messages logged on the topic's CDR channel
     bytes: int  # bytes of those messages
-    dropped: int  # sequence numbers skipped by a writer: samples never received
+    dropped: int  # never received (sequence numbers skipped), or no room while the sink was behind
     inconsistent: int  # overwritten while being copied out: not logged
     images: int  # messages logged on the image channel
     last_seq: int  # the highest sequence number taken (0: none yet)
@@ -102,6 +103,8 @@ class Tap:
         self.image_channel: Channel | None = None
         self._fields: ImageFields | None = None
         self._images_mode = images
+        self._reliable = reliable
+        self._need = codec.itemsize * (2 if image_fields(data_type) is not None and images == "raw" else 1)
         fields = image_fields(data_type) if images != "none" else None
         if fields is not None:
             schema = sink.fox.messages.RawImage.get_schema()
@@ -167,6 +170,10 @@ class Tap:
         want = self.channel.wanted()
         want_image = image_channel is not None and image_channel.wanted()
         message = image = None
+        if not self._reliable and (want or want_image) and not self._outbox.room(self._need):
+            reader.return_loan(sample)  # behind: keep taking, count it, copy nothing
+            self._dropped += 1
+            return
         try:
             if want or want_image:
                 data = sample.data
