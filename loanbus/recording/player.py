@@ -114,8 +114,8 @@ class Player:
         self._loops = 0
         self.participant: loanbus.DomainParticipant | None = None
         try:
-            self._reader = make_reader(self._file)
             try:
+                self._reader = make_reader(self._file)
                 summary = self._reader.get_summary()
             except Exception as exc:  # the mcap reader raises many kinds for a bad file
                 raise RecordingError(f"{self.path} is not a readable MCAP file: {exc}") from exc
