@@ -100,3 +100,25 @@ def test_play_names_what_is_wrong_with_a_file(tmp_path: Path) -> None:
 
     result = run_cli("play", str(tmp_path / "missing.mcap"))
     assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_the_python_api_records_for_a_duration_and_plays_what_it_recorded(
+    domain_id: int, tmp_path: Path
+) -> None:
+    import loanbus
+
+    out = tmp_path / "api.mcap"
+    done, release = CTX.Queue(), CTX.Event()
+    writer = start(write_frames, domain_id, "frames", FRAME, 5, 50.0, "pattern", done, release)
+    status = loanbus.record(out, {"frames": FRAME}, domain_id=domain_id, duration=3.0, compression="lz4")
+    release.set()
+    join_ok(writer)
+    assert status.topics[0].topic == "frames" and status.samples == done.get(timeout=10) == 5
+    results = CTX.Queue()
+    reader = start(read_frames, domain_id, "frames", FRAME, 5, results)
+    assert results.get(timeout=60) == ("ready", None)
+    played = loanbus.play(out, domain_id=domain_id, rate=0, readers=1)
+    assert played.messages == 5 and played.written == {"frames": 5}
+    kind, frames = results.get(timeout=60)
+    join_ok(reader)
+    assert kind == "frames" and [seq for seq, _, _ in frames] == [1, 2, 3, 4, 5]
