@@ -216,8 +216,10 @@ class Bridge:
             with self._lock:
                 taps = list(self._taps.values())
             for tap in taps:
-                tap.close()
+                tap.stop()
             self._outbox.close()
+            for tap in taps:
+                tap.close()
             self._final = self.status()
             self._finish()
         finally:

@@ -209,12 +209,17 @@ class Tap:
             writers=tuple((first, last) for first, last in self._seqs.values()),
         )
 
-    def close(self) -> None:
-        """Stop the thread (it finishes the sample in hand), then close the reader and channels."""
+    def stop(self) -> None:
+        """Stop the thread (it finishes the sample in hand) and close the reader; what it queued
+        in the outbox still goes to the channels."""
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
         self.reader.close()
+
+    def close(self) -> None:
+        """``stop()``, then close the channels (after the outbox was drained)."""
+        self.stop()
         self.channel.close()
         if self.image_channel is not None:
             self.image_channel.close()
