@@ -188,6 +188,9 @@ def main() -> None:
     parser.add_argument("--writer-frames", type=int, default=80, help="frames per writer run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the writer comparison")
     parser.add_argument("--only", choices=("writers", "target"), default=None)
+    parser.add_argument(
+        "--images", choices=("none", "raw"), action="append", help="image channel modes (default: both)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -210,7 +213,7 @@ def main() -> None:
             print(f"writer {name:26s} {w['cpu_ms_per_frame']:6.2f} ms CPU per 6.2 MB frame (runs: {runs})")
     if args.only in (None, "target"):
         figures["target"] = []
-        for images in ("none", "raw"):
+        for images in args.images or ("none", "raw"):
             r = target(args.dir, args.seconds, args.rate, images, args.domain)
             figures["target"].append(r)
             print(
