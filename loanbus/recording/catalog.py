@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from loanbus.types import ShmemType, as_shmem_type
+from loanbus.types import as_shmem_type
 
 
 class TypeCatalog:
@@ -53,9 +53,4 @@ class TypeCatalog:
         return sum(len(v) for v in self._by_name.values())
 
 
-def shmem_types(catalog: TypeCatalog) -> list[ShmemType]:
-    """Every known type as a ShmemType (for messages that list them)."""
-    return [as_shmem_type(t) for name in catalog.names() for t in catalog._by_name[name]]
-
-
-__all__ = ["TypeCatalog", "shmem_types"]
+__all__ = ["TypeCatalog"]
