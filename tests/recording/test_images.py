@@ -107,3 +107,22 @@ def test_enumerators_map_to_foxglove_encodings() -> None:
     assert encoding_of_enumerator("GRAY8") == "mono8"
     assert encoding_of_enumerator("YUYV") == "yuyv"
     assert encoding_of_enumerator("JPEG") is None
+
+
+def test_a_frame_compresses_to_a_jpeg_of_its_size_without_its_row_padding() -> None:
+    import simplejpeg
+
+    from loanbus.recording.images import frame_array
+
+    image = camera.Image.zeros()
+    image.width, image.height, image.strideBytes = 16, 8, 16 * 3 + 5
+    image.pixelFormat = camera.PixelFormat.RGB8
+    image.payloadSize = 8 * (16 * 3 + 5)
+    fields = image_fields(camera.Image)
+    assert fields is not None
+    frame = fields.frame(image.array)
+    assert frame is not None
+    pixels = frame_array(frame)
+    assert pixels is not None and pixels.shape == (8, 16, 3)
+    jpeg = simplejpeg.encode_jpeg(pixels, quality=85, colorspace="RGB")
+    assert simplejpeg.decode_jpeg(jpeg).shape == (8, 16, 3)
