@@ -264,6 +264,9 @@ def test_the_public_names_are_pinned() -> None:
         "WriterMatch",
         "WriterStatistics",
         "__version__",
+        "play",
+        "record",
+        "view",
     }
     for name in loanbus.__all__:
         assert hasattr(loanbus, name)

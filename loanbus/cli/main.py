@@ -15,7 +15,9 @@ from loanbus.cli.demo import demo
 from loanbus.cli.ls import ls
 from loanbus.cli.pools import clean
 from loanbus.cli.pubsub import pub, sub
+from loanbus.cli.record import play, record
 from loanbus.cli.top import top
+from loanbus.cli.view import view
 
 
 def _terminate(signum: int, _frame: Any) -> NoReturn:
@@ -37,6 +39,9 @@ cli.add_command(pub)
 cli.add_command(sub)
 cli.add_command(clean)
 cli.add_command(bench)
+cli.add_command(record)
+cli.add_command(play)
+cli.add_command(view)
 
 try:
     from loanbus.cli.idlc import idlc  # type: ignore[import-not-found,unused-ignore]
