@@ -156,6 +156,7 @@ class Sources:
         self.by_handle: dict[int, Source] = {}
         self.unmappable: dict[int, str] = {}  # handle -> why its samples do not come zero-copy
         self.gone: dict[int, float] = {}  # handle -> when it went (late references are dropped)
+        self.retiring: dict[int, Source] = {}  # handle -> a writer gone, its last references queued
         self.map_failures = 0
         self.lost_writers = 0
         self._retry: dict[int, float] = {}  # handle -> when to try registering again
@@ -285,11 +286,15 @@ class Sources:
         """Retire the writers DDS no longer matches (closed, or their lease expired)."""
         now = time.monotonic()
         with self.lock:
-            for handle in [h for h in self.by_handle if h not in alive]:
-                source = self.by_handle.pop(handle)
-                self.by_index.pop(source.index, None)
+            for handle in [h for h in self.by_handle if h not in alive and h not in self.retiring]:
+                source = self.by_handle[handle]
                 self.gone[handle] = now
-                source.retire()
+                if source.handle != handle:
+                    del self.by_handle[handle]
+                    continue  # another DDS writer that claimed this pool: the pool stays
+                # What it wrote before it went may still wait in the inbox: those references
+                # are taken first, then ``finish`` releases the pool.
+                self.retiring[handle] = source
                 self.lost_writers += 1
                 log.info(
                     "writer %x of %r is gone (closed or dead); its pool is released", handle, self._topic
@@ -300,6 +305,18 @@ class Sources:
                 del self._retry[handle]
             for handle in [h for h, at in self.gone.items() if now - at > _GONE_FOR]:
                 del self.gone[handle]
+
+    def finish(self) -> None:
+        """Release the writers that went, once nothing of theirs waits to be taken."""
+        with self.lock:
+            retiring, self.retiring = self.retiring, {}
+            for handle, source in retiring.items():
+                self.by_index.pop(source.index, None)
+                for alias in [h for h, s in self.by_handle.items() if s is source]:
+                    del self.by_handle[alias]
+                self.by_handle.pop(handle, None)
+        for source in retiring.values():
+            source.retire()
 
     def close(self) -> None:
         """Retire every writer (their pools close once no taken sample points into them)."""

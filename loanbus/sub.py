@@ -228,6 +228,8 @@ class DataReader(Closeable, Generic[T]):
                 out += self._admit(deque(msgs), n - len(out), self._sources.by_handle, dds=True)
         if self._value_queue and len(out) < n:
             out += self._take_by_value(n - len(out))
+        if self._sources.retiring and not records and not queue and not self._dds_ready:
+            self._sources.finish()  # writers gone, and everything they sent was taken
         return out
 
     def _keep_newest(self, queue: deque[Record], depth: int) -> None:

@@ -288,3 +288,22 @@ def test_a_reliable_stream_between_processes_loses_nothing_on_either_path(domain
     finally:
         if proc.is_alive():
             proc.kill()
+
+
+@pytest.mark.parametrize("dds", [False, True], ids=["local path", "DDS path"])
+def test_what_a_writer_wrote_just_before_it_closed_is_still_taken(domain_id: int, dds: bool) -> None:
+    with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+        topic = loanbus.Topic(dp, "last", SMALL)
+        reader = loanbus.DataReader(topic, qos=replace(RELIABLE, dds_references=dds))
+        writer = loanbus.DataWriter(topic, qos=RELIABLE)
+        assert writer.wait_for_readers(1, 30) and reader.wait_for_writers(1, 30)
+        for value in range(3):
+            _write(writer, value)
+        writer.close()  # before the reader took anything
+        wait_for(lambda: not reader.matched_writers(), 30, "the reader to see the writer go")
+        got = reader.take(timeout=5)
+        assert [int(s.data["value"]) for s in got] == [0, 1, 2]
+        assert all(reader.is_data_consistent(s) for s in got)  # its pool is still mapped here
+        reader.return_loan(got)
+        assert reader.take() == [] and reader.statistics().lost_writers == 1
+        assert reader.statistics().mapped_pools == 0  # released once everything was taken

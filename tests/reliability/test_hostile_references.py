@@ -397,3 +397,12 @@ def test_a_reference_in_no_little_endian_encoding_is_counted_as_refused(
     reader._dr, reader._ref, reader.refused = object(), 0, 0
     assert reader.take(16) == [(7, 1, 3, 8, 1)]
     assert reader.refused == 2
+
+
+def test_a_forged_writer_claiming_the_genuine_pool_leaves_and_the_genuine_one_stays(bus: Bus) -> None:
+    peer = bus.hostile(bus.advert())  # the same pool, claimed by another DDS writer
+    peer.close()
+    wait_for(lambda: len(bus.reader.matched_writers()) == 1, 30, "the forged writer to go")
+    bus.still_works()
+    stats = bus.reader.statistics()
+    assert (stats.mapped_pools, stats.lost_writers) == (1, 0)
