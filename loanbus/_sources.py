@@ -186,6 +186,11 @@ class Sources:
                 self._register(handle)
 
     @property
+    def retrying(self) -> bool:
+        """A registration waits to be tried again (``retry_due`` says whether it is time)."""
+        return bool(self._retry)
+
+    @property
     def retry_due(self) -> bool:
         return bool(self._retry) and min(self._retry.values()) <= time.monotonic()
 

@@ -20,7 +20,7 @@ from loanbus._notify import DataNotifier, unwatch, watch
 from loanbus._proc import host_identity
 from loanbus._sources import CopySource, Source, Sources
 from loanbus._transport import EndpointQos, Inbox, Record, RefReader, ValueMessage, ValueReader, value_type
-from loanbus.errors import BrokenError, InvalidReferenceError, LoanStateError, TransportError
+from loanbus.errors import LoanStateError, TransportError
 from loanbus.qos import Qos
 from loanbus.sample import LoanedSample, SampleInfo, new_info
 from loanbus.stats import LATENCY_MASK, LatencyWindow, ReaderStatistics
@@ -190,27 +190,35 @@ class DataReader(Closeable, Generic[T]):
             self._check_open()
         if max_samples.__class__ is not int or max_samples < 1:
             _check_count(max_samples)
-        if timeout is not None:
+        if self._refs.matches.dirty or self._sources.retrying:
+            self._refresh()
+        if timeout is None:
+            return self._take_now(max_samples)
+        if timeout.__class__ is not float or not 0.0 <= timeout < 1e9:
             timeout = check_seconds(timeout, "timeout")
         inbox = self._inbox
         assert inbox is not None
-        deadline = None
+        deadline = time.monotonic() + timeout
+        remaining = timeout
         while True:
-            if self._refs.matches.dirty or self._sources.retry_due:
+            # With nothing in hand, wait on the inbox first: poll() returns at once when
+            # records are there, so a take that waits costs one poll and one read.
+            if (
+                self._queue
+                or self._dds_ready
+                or self._value_queue
+                or inbox.wait(remaining if remaining < 1e9 else None)
+            ):
+                samples = self._take_now(max_samples)
+                if samples:
+                    return samples
+            if self._closed:
+                self._check_open()
+            if self._refs.matches.dirty or self._sources.retrying:
                 self._refresh()
-            samples = self._take_now(max_samples)
-            if samples:
-                return samples
-            if timeout is None:
-                return []
-            if deadline is None:
-                deadline = time.monotonic() + timeout
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            inbox.wait(None if remaining > 1e9 else remaining)
-            if self._closed:
-                self._check_open()
 
     def _take_now(self, n: int) -> list[LoanedSample]:
         """What is there now, without waiting: inbox records, DDS references, by-value copies."""
@@ -255,8 +263,9 @@ class DataReader(Closeable, Generic[T]):
         index, or a DDS publication handle) to the writer's pool."""
         out: list[LoanedSample] = []
         now = time.time_ns()
-        sized: set[int] = set()  # pools whose size was checked in this batch (one lseek each)
+        sized = None  # the pool whose size was checked last in this batch (one lseek per pool)
         lat, at, mask = self._lat, self._taken, LATENCY_MASK
+        lseek, reader = os.lseek, self
         while queue and len(out) < n:
             key, slot, seq, size, timestamp = queue.popleft()
             source = sources.get(key)
@@ -267,17 +276,24 @@ class DataReader(Closeable, Generic[T]):
             elif dds and (source.local or 0 < seq <= source.floor):
                 continue  # a copy of what our inbox brings, or of history taken from the pool
             pool = source.pool
-            try:
-                pool.check(slot, seq, size, sized=key in sized)
-                sized.add(key)
-            except (InvalidReferenceError, BrokenError) as exc:
-                self._refuse(source, slot, seq, exc)
+            if pool is not sized:
+                if lseek(pool.fd, 0, 2) < pool.segment_size:
+                    self._refuse(source, slot, seq, pool.size_error())
+                    continue
+                sized = pool
+            if not (
+                0 <= slot < pool.slot_count and 0 < size <= pool.sample_size and 0 < seq <= pool.seqs[slot]
+            ):
+                self._refuse(source, slot, seq, pool.reference_error(slot, seq, size))
                 continue
+            view = pool.views[slot]
+            if view is None:
+                view = pool.view(slot)
             source.outstanding += 1
             lat[at & mask] = now - timestamp  # write->take latency, for statistics()
             at += 1
             info = new_info(SampleInfo, (seq, timestamp, True, slot, key if dds else source.handle, now))
-            out.append(LoanedSample(self, source, pool.view(slot), info))
+            out.append(LoanedSample(reader, source, view, info))
         self._taken += len(out)
         return out
 
@@ -296,7 +312,7 @@ class DataReader(Closeable, Generic[T]):
             log.warning("refused an inbox record of writer index %d, which was never given out", key)
         return None
 
-    def _refuse(self, source: Source, slot: int, seq: int, exc: Exception) -> None:
+    def _refuse(self, source: Source, slot: int, seq: int, exc: Exception | None) -> None:
         """A reference that cannot be valid: count it, and give back the hold it came with."""
         self._refused += 1
         if source.release(slot, seq):
@@ -479,7 +495,7 @@ class DataReader(Closeable, Generic[T]):
         timeout = check_seconds(timeout, "timeout")
 
         def enough() -> bool:
-            if self._refs.matches.dirty or self._sources.retry_due:
+            if self._refs.matches.dirty or self._sources.retrying:
                 self._refresh()
             return len(self._ready_writers()) >= count
 

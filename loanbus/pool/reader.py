@@ -18,7 +18,7 @@ import numpy as np
 from loanbus import _layout as L
 from loanbus._shm import Segment, SegmentError
 from loanbus._slotstate import SlotState
-from loanbus.errors import BrokenError, InvalidReferenceError, PoolFormatError
+from loanbus.errors import BrokenError, InvalidReferenceError, LoanbusError, PoolFormatError
 from loanbus.pool.names import is_pool_name, socket_path
 from loanbus.pool.words import release_views, words
 from loanbus.types import ShmemType
@@ -30,7 +30,7 @@ class ReaderPool:
     """A reader's view of one writer's pool: payloads and slot table read-only."""
 
     _segment: Segment | None = None
-    _fd: int = -1
+    fd: int = -1
 
     def __init__(
         self,
@@ -81,81 +81,82 @@ class ReaderPool:
                 )
             self.header = header
             self.layout = layout = header.layout
-            # Plain ints and the descriptor for check(), which runs on every take.
-            self._fd = seg.fd
-            self._slot_count = layout.slot_count
-            self._sample_size = layout.sample_size
-            self._segment_size = layout.segment_size
+            # Plain ints, the descriptor and the views that take() reads for every sample.
+            self.fd = seg.fd
+            self.slot_count = layout.slot_count
+            self.sample_size = layout.sample_size
+            self.segment_size = layout.segment_size
             mm = seg.mapping
             self._header = words(mm, 0, L.HEADER_SIZE // 8)
             self._slots = words(mm, layout.slot_table_offset, layout.slot_count * L.SLOT_WORDS)
-            self._slot_seq = self._slots[L.SLOT_SEQ :: L.SLOT_WORDS]
-            self._payloads: list[np.ndarray[Any, Any] | None] = [None] * layout.slot_count
+            #: Each slot's sequence number word (read only after the size was checked).
+            self.seqs = self._slots[L.SLOT_SEQ :: L.SLOT_WORDS]
+            #: Each slot's payload view once made (``view``), else None.
+            self.views: list[np.ndarray[Any, Any] | None] = [None] * layout.slot_count
             self._stype = stype
         except BaseException:
             self.close()
             raise
 
     @property
-    def slot_count(self) -> int:
-        return self._slot_count
-
-    @property
     def socket_path(self) -> str:
         """The writer's registration socket (docs/shm-layout.md)."""
         return socket_path(self.name, self.header.writer_guid)
 
-    def check_reference(self, slot: int, seq: int, size: int) -> None:
-        """Refuse a reference that cannot be valid, before anything is read through it."""
-        if not 0 <= slot < self._slot_count:
-            raise InvalidReferenceError(f"pool {self.name}: slot {slot} outside 0..{self._slot_count - 1}")
-        if not 0 < size <= self._sample_size:
-            raise InvalidReferenceError(f"pool {self.name}: size {size} outside 1..{self._sample_size}")
-        self.check_size()
-        if seq <= 0 or seq > self._slot_seq[slot]:
-            raise InvalidReferenceError(
+    def reference_error(self, slot: int, seq: int, size: int) -> LoanbusError | None:
+        """Why a reference cannot be valid (None if it can), checked before anything is read."""
+        if not 0 <= slot < self.slot_count:
+            return InvalidReferenceError(f"pool {self.name}: slot {slot} outside 0..{self.slot_count - 1}")
+        if not 0 < size <= self.sample_size:
+            return InvalidReferenceError(f"pool {self.name}: size {size} outside 1..{self.sample_size}")
+        broken = self.size_error()
+        if broken is not None:
+            return broken
+        if seq <= 0 or seq > self.seqs[slot]:
+            return InvalidReferenceError(
                 f"pool {self.name}: sequence number {seq} of slot {slot} was never issued"
             )
+        return None
 
-    def check(self, slot: int, seq: int, size: int, *, sized: bool = False) -> None:
-        """``check_size`` and ``check_reference`` in one call, for the hot path of take();
-        ``sized=True`` skips the size check, done already for this batch of references."""
-        if not sized and (self._segment is None or os.lseek(self._fd, 0, os.SEEK_END) < self._segment_size):
-            self.check_size()  # raises BrokenError (or PoolFormatError when closed)
-        ok = 0 <= slot < self._slot_count and 0 < size <= self._sample_size
-        if not (ok and 0 < seq <= self._slot_seq[slot]):
-            self.check_reference(slot, seq, size)  # raises with the precise reason
+    def check_reference(self, slot: int, seq: int, size: int) -> None:
+        """Refuse a reference that cannot be valid, before anything is read through it."""
+        error = self.reference_error(slot, seq, size)
+        if error is not None:
+            raise error
+
+    def size_error(self) -> LoanbusError | None:
+        """Why the segment cannot be read now (shrunk by someone, or closed), or None."""
+        seg = self._segment
+        if seg is None:
+            return PoolFormatError(f"pool {self.name} is closed")
+        size = seg.current_size()
+        if size < self.segment_size:
+            return BrokenError(
+                f"pool {self.name} was truncated to {size} bytes (expected {self.segment_size})"
+            )
+        return None
 
     def check_size(self) -> None:
         """Refuse to read a segment someone shrank (reading it would be SIGBUS)."""
-        seg = self._segment
-        if seg is None:
-            raise PoolFormatError(f"pool {self.name} is closed")
-        size = seg.current_size()
-        if size < self._segment_size:
-            raise BrokenError(
-                f"pool {self.name} was truncated to {size} bytes (expected {self._segment_size})"
-            )
-
-    def intact(self) -> bool:
-        """True while the segment has its full size (one ``lseek``)."""
-        return self._segment is not None and os.lseek(self._fd, 0, os.SEEK_END) >= self._segment_size
+        error = self.size_error()
+        if error is not None:
+            raise error
 
     def view(self, slot: int) -> np.ndarray[Any, Any]:
         """The read-only view of a slot's payload (made once per slot)."""
-        arr = self._payloads[slot]
+        arr = self.views[slot]
         if arr is None:
             if self._segment is None:
                 raise PoolFormatError(f"pool {self.name} is closed")
             arr = self._stype.view(self._segment.mapping, self.layout.payload_start(slot))
-            self._payloads[slot] = arr
+            self.views[slot] = arr
         return arr
 
     def is_consistent(self, slot: int, seq: int) -> bool:
         """Whether the slot still holds sequence number ``seq`` (False for a truncated pool)."""
-        if self._segment is None or os.lseek(self._fd, 0, os.SEEK_END) < self._segment_size:
+        if os.lseek(self.fd, 0, os.SEEK_END) < self.segment_size or self._segment is None:
             return False
-        return bool(self._slot_seq[slot] == seq)
+        return bool(self.seqs[slot] == seq)
 
     def newest_written(self, count: int) -> list[tuple[int, int, int]]:
         """(slot, seq, timestamp) of up to ``count`` newest WRITTEN slots, oldest first.
@@ -165,7 +166,7 @@ class ReaderPool:
         self.check_size()
         slots = self._slots
         written = []
-        for slot in range(self._slot_count):
+        for slot in range(self.slot_count):
             base = slot * L.SLOT_WORDS
             if slots[base + L.SLOT_STATE] == L_WRITTEN:
                 written.append((int(slots[base + L.SLOT_SEQ]), slot, int(slots[base + L.SLOT_TIMESTAMP])))
@@ -174,7 +175,7 @@ class ReaderPool:
 
     def slot_sequence(self, slot: int) -> int:
         self.check_size()
-        return int(self._slot_seq[slot])
+        return int(self.seqs[slot])
 
     def writer_state(self) -> L.SegmentState:
         self.check_size()
@@ -183,8 +184,8 @@ class ReaderPool:
     def close(self) -> None:
         """Detach (idempotent). Views handed out stay readable until they are dropped."""
         seg, self._segment = self._segment, None
-        self._fd = -1
-        release_views(*(self.__dict__.pop(n, None) for n in ("_slot_seq", "_header", "_slots")))
-        self.__dict__.pop("_payloads", None)
+        self.fd = -1
+        release_views(*(self.__dict__.pop(n, None) for n in ("seqs", "_header", "_slots")))
+        self.__dict__.pop("views", None)
         if seg is not None:
             seg.close()
