@@ -358,3 +358,76 @@ def open_regular(path: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+_SEAL_FUTURE_WRITE = getattr(fcntl, "F_SEAL_FUTURE_WRITE", 0x0010)  # Linux 5.1
+_SIZE_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+
+
+class SealedWords:
+    """64-bit words in a memfd that nobody can shrink, grow or write but its creator.
+
+    The creator maps it writable, then seals it: no process (the creator included) can change
+    its size, and no other mapping or ``write()`` can change its contents. A process it hands
+    the descriptor to maps it read-only and can read it without ever faulting (docs/shm-layout.md:
+    a writer's copy of its slots' sequence numbers).
+    """
+
+    _mapping: mmap.mmap | None = None
+    _fd: int = -1
+
+    def __init__(self, fd: int, count: int, *, writable: bool) -> None:
+        self._fd = fd
+        size = max(count * 8, 8)
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        self._mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=prot)
+        self.words = memoryview(self._mapping).cast("Q")[:count]
+
+    @classmethod
+    def create(cls, count: int, name: str = "loanbus-seqs") -> SealedWords:
+        fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            os.ftruncate(fd, -(-max(count * 8, 8) // mmap.PAGESIZE) * mmap.PAGESIZE)
+            words = cls(fd, count, writable=True)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SIZE_SEALS | _SEAL_FUTURE_WRITE | fcntl.F_SEAL_SEAL)
+        except BaseException:
+            os.close(fd)
+            raise
+        return words
+
+    @classmethod
+    def adopt(cls, fd: int, count: int) -> SealedWords:
+        """Map a received descriptor read-only, after checking its seals and size; takes ``fd``."""
+        try:
+            info = os.fstat(fd)
+            try:
+                seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+            except OSError:
+                seals = 0
+            if not stat.S_ISREG(info.st_mode) or seals & _SIZE_SEALS != _SIZE_SEALS:
+                raise SegmentError(errno.EPERM, "the descriptor is not a memfd sealed against shrinking")
+            if info.st_size < count * 8:
+                raise SegmentError(errno.EINVAL, f"{info.st_size} bytes hold no {count} words")
+            return cls(fd, count, writable=False)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        """Unmap and close (idempotent); views of ``words`` must be released first."""
+        words = self.__dict__.pop("words", None)
+        if words is not None:
+            words.release()
+        mapping, self._mapping = self._mapping, None
+        if mapping is not None:
+            try:
+                mapping.close()
+            except BufferError:  # a view is still alive: unmapped when it dies
+                pass
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)

@@ -26,6 +26,9 @@ from loanbus._transport.registry import FULL, GONE
 from loanbus.pool import WriterPool
 
 log = logging.getLogger("loanbus")
+_write = os.write
+_pack = wire.RECORD.pack
+_MAGIC = wire.RECORD_MAGIC
 _UNMATCHED_GRACE = 10.0  # how long a registration may wait for its reader to appear on DDS
 _PENDING_EVERY = 0.001  # how often a writer looks for a registration it is still waiting for
 _EAGER_FOR = 1.0  # how long get_loan looks every time
@@ -163,21 +166,21 @@ class Sinks:
 
     def deliver(
         self, slot: int, seq: int, size: int, timestamp_ns: int, max_blocking_time: float
-    ) -> list[Link]:
+    ) -> list[Link] | None:
         """Send the reference to every local receiver; returns the reliable readers whose inbox
         stayed full for ``max_blocking_time`` (they did not get it; their hold is cleared)."""
-        stuck: list[Link] = []
-        gone: list[Link] = []
+        stuck: list[Link] | None = None
         for link in self.receivers:
-            result = link.send(wire.encode_record(link.index, slot, seq, size, timestamp_ns))
-            if result == FULL:
+            try:
+                _write(link.pipe_fd, _pack(_MAGIC, link.index, slot, 0, seq, size, timestamp_ns))
+            except BlockingIOError:
                 result = self._full(link, slot, seq, size, timestamp_ns, max_blocking_time)
                 if result == FULL:
-                    stuck.append(link)
-            if result == GONE:
-                gone.append(link)
-        for link in gone:
-            self.lost(link)
+                    stuck = [*(stuck or ()), link]
+                elif result == GONE:
+                    self.lost(link)
+            except OSError:  # EPIPE: nobody reads its inbox any more (it died or closed)
+                self.lost(link)
         return stuck
 
     def _full(self, link: Link, slot: int, seq: int, size: int, ts: int, max_blocking_time: float) -> int:

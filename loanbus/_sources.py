@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 
 from loanbus import _advert
+from loanbus._shm import SealedWords, SegmentError
 from loanbus._transport import HoldBlock, Inbox, PeerInfo, Record, RegistrationError, ring, wire
 from loanbus.errors import PoolFormatError
 from loanbus.pool import ReaderPool, is_pool_name
@@ -38,6 +40,7 @@ class Source:
     __slots__ = (
         "cells",
         "conn",
+        "copy",
         "floor",
         "handle",
         "holds",
@@ -46,7 +49,9 @@ class Source:
         "outstanding",
         "pool",
         "retired",
+        "seqs",
         "waiting",
+        "welcomed",
     )
 
     def __init__(
@@ -70,6 +75,37 @@ class Source:
         self.outstanding = 0
         self.retired = False
         self.floor = 0  # DDS references up to this sequence number were taken already (history)
+        #: The writer's sealed copy of its slots' sequence numbers, once its welcome arrived.
+        self.copy: SealedWords | None = None
+        self.seqs: memoryview | None = None
+        self.welcomed = False
+
+    def sequences(self) -> memoryview | None:
+        """The sealed sequence numbers (after reading the writer's welcome), or None: then the
+        pool's own words are read, after a size check."""
+        if self.seqs is not None:
+            return self.seqs
+        conn = self.conn
+        if conn is None or self.welcomed:
+            return None
+        try:
+            msg, fds, _flags, _ = socket.recv_fds(conn, 64, 1, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+        except BlockingIOError:
+            return None  # not arrived yet
+        except OSError:
+            msg, fds = b"", []
+        self.welcomed = True  # one welcome per registration: whatever came, do not ask again
+        if msg != wire.WELCOME or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            return None
+        try:
+            self.copy = SealedWords.adopt(fds[0], self.pool.slot_count)
+        except SegmentError as exc:
+            log.warning("writer of pool %s sent an unusable sequence copy: %s", self.pool.name, exc)
+            return None
+        self.seqs = self.copy.words
+        return self.seqs
 
     def release(self, slot: int, seq: int) -> bool:
         """Give back our hold on ``slot`` if it is ours for ``seq``; True if one was given back."""
@@ -100,6 +136,10 @@ class Source:
 
     def maybe_close(self) -> None:
         if self.retired and self.outstanding == 0:
+            self.seqs = None
+            copy, self.copy = self.copy, None
+            if copy is not None:
+                copy.close()
             self.pool.close()
 
 
@@ -126,6 +166,9 @@ class CopySource(Source):
         self.outstanding = 0
         self.retired = False
         self.floor = 0
+        self.copy = None
+        self.seqs = None
+        self.welcomed = True
 
     def release(self, slot: int, seq: int) -> bool:
         return False
@@ -159,7 +202,8 @@ class Sources:
         self.retiring: dict[int, Source] = {}  # handle -> a writer gone, its last references queued
         self.map_failures = 0
         self.lost_writers = 0
-        self._retry: dict[int, float] = {}  # handle -> when to try registering again
+        #: handle -> when to try registering again (non-empty: a registration waits for it)
+        self.retry_at: dict[int, float] = {}
         self._reader_id = reader_id
         self._stype = stype
         self._advert = advert
@@ -186,20 +230,15 @@ class Sources:
                 self._register(handle)
 
     @property
-    def retrying(self) -> bool:
-        """A registration waits to be tried again (``retry_due`` says whether it is time)."""
-        return bool(self._retry)
-
-    @property
     def retry_due(self) -> bool:
-        return bool(self._retry) and min(self._retry.values()) <= time.monotonic()
+        return bool(self.retry_at) and min(self.retry_at.values()) <= time.monotonic()
 
     def retry(self) -> None:
         """Register again with writers that could not accept us a moment ago."""
         now = time.monotonic()
-        due = [h for h, at in self._retry.items() if at <= now]
+        due = [h for h, at in self.retry_at.items() if at <= now]
         for h in due:
-            self._retry.pop(h, None)
+            self.retry_at.pop(h, None)
         self.add(due)
 
     def _register(self, handle: int) -> None:
@@ -253,7 +292,7 @@ class Sources:
                 holds.close()
             pool.close()
             if isinstance(exc, RegistrationError) and exc.errno == errno.EAGAIN:
-                self._retry[handle] = time.monotonic() + _RETRY_EVERY
+                self.retry_at[handle] = time.monotonic() + _RETRY_EVERY
                 return
             self._fail(handle, str(exc))
             return
@@ -306,8 +345,8 @@ class Sources:
                 )
             for handle in [h for h in self.unmappable if h not in alive]:
                 del self.unmappable[handle]
-            for handle in [h for h in self._retry if h not in alive]:
-                del self._retry[handle]
+            for handle in [h for h in self.retry_at if h not in alive]:
+                del self.retry_at[handle]
             for handle in [h for h, at in self.gone.items() if now - at > _GONE_FOR]:
                 del self.gone[handle]
 

@@ -214,6 +214,7 @@ class DataWriter(Closeable, Generic[T]):
                 slot_count=pool.slot_count,
                 writer_uid=os.getuid(),
                 group=qos.shm_group,
+                sequence_fd=pool.sequence_copy.fd if pool.sequence_copy is not None else -1,
             )
         except (RegistryError, OSError) as exc:
             pool.close()
@@ -260,7 +261,11 @@ class DataWriter(Closeable, Generic[T]):
         if timeout is not None:
             timeout = check_seconds(timeout, "timeout")
         pool = self._pool
-        if self._refs is not None and (self._refs.matches.dirty or self._sinks_pending(throttle=False)):
+        refs, sinks = self._refs, self._sinks
+        if refs is not None and (
+            refs.matches.dirty
+            or (sinks is not None and sinks.pending and self._sinks_pending(throttle=False))
+        ):
             self._sync_readers()
         slot = pool.try_acquire()  # best effort never returns None
         if slot is None:
@@ -287,7 +292,8 @@ class DataWriter(Closeable, Generic[T]):
             self._own(loan)  # raises the precise error
         refs = self._refs
         assert refs is not None
-        if refs.matches.dirty or self._sinks_pending():
+        sinks = self._sinks
+        if refs.matches.dirty or (sinks is not None and sinks.pending and self._sinks_pending()):
             self._sync_readers()
         ts = time.time_ns() if timestamp_ns is None else timestamp_ns
         slot = loan.slot
@@ -296,10 +302,9 @@ class DataWriter(Closeable, Generic[T]):
             # was published and the loan is still yours to write again or discard.
             self._write_by_value(slot, ts)
         seq = self._pool.publish(slot, ts)  # state and holds are in place before the reference leaves
-        stuck: list[Link] = []
+        stuck = None
         try:
             if self._receivers:
-                sinks = self._sinks
                 assert sinks is not None
                 stuck = sinks.deliver(slot, seq, self._size, ts, self.qos.max_blocking_time)
                 if sinks.receivers is not self._receivers:

@@ -115,7 +115,10 @@ class DataReader(Closeable, Generic[T]):
             name=f"loanbus reader {topic.name} (references)",
         )
         self._inbox = inbox = Inbox()
+        self._read = inbox.read
         self._queue: deque[Record] = deque()  # records read from the inbox, not handed out yet
+        # Best effort keeps only the newest ``reader_depth`` references of each writer.
+        self._trim = 0 if qos.reliable or qos.reader_depth is None else qos.reader_depth
         self._dds_ready = False  # references arrived through DDS (set on Cyclone's thread)
         self._value_queue: deque[ValueMessage] = deque(maxlen=qos.reader_depth)
         self._value_accept: dict[int, bool] = {}  # plain-topic publication handle -> keep?
@@ -190,7 +193,7 @@ class DataReader(Closeable, Generic[T]):
             self._check_open()
         if max_samples.__class__ is not int or max_samples < 1:
             _check_count(max_samples)
-        if self._refs.matches.dirty or self._sources.retrying:
+        if self._refs.matches.dirty or self._sources.retry_at:
             self._refresh()
         if timeout is None:
             return self._take_now(max_samples)
@@ -203,31 +206,27 @@ class DataReader(Closeable, Generic[T]):
         while True:
             # With nothing in hand, wait on the inbox first: poll() returns at once when
             # records are there, so a take that waits costs one poll and one read.
-            if (
-                self._queue
-                or self._dds_ready
-                or self._value_queue
-                or inbox.wait(remaining if remaining < 1e9 else None)
-            ):
+            if self._queue or self._dds_ready or self._value_queue or inbox.wait(remaining):
                 samples = self._take_now(max_samples)
                 if samples:
                     return samples
             if self._closed:
                 self._check_open()
-            if self._refs.matches.dirty or self._sources.retrying:
+            if self._refs.matches.dirty or self._sources.retry_at:
                 self._refresh()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return []
+                # Nothing came: a writer that went is released now (its references are taken).
+                return self._take_now(max_samples) if self._sources.retiring else []
 
     def _take_now(self, n: int) -> list[LoanedSample]:
         """What is there now, without waiting: inbox records, DDS references, by-value copies."""
         queue = self._queue
-        records = self._inbox.read()  # type: ignore[union-attr]
+        records = self._read()
         if records:
             queue.extend(records)
-            if not self._reliable and self._depth is not None and len(queue) > self._depth:
-                self._keep_newest(queue, self._depth)
+            if self._trim and len(queue) > self._trim:
+                self._keep_newest(queue, self._trim)
         out = self._admit(queue, n, self._sources.by_index, dds=False) if queue else []
         if self._dds_ready and len(out) < n:
             self._dds_ready = False  # reset before taking: an arrival after this sets it again
@@ -260,7 +259,12 @@ class DataReader(Closeable, Generic[T]):
     ) -> list[LoanedSample]:
         """Samples for up to ``n`` valid references of ``queue``; refused ones are logged and
         counted, and their holds given back. ``sources`` maps a record's first field (an inbox
-        index, or a DDS publication handle) to the writer's pool."""
+        index, or a DDS publication handle) to the writer's pool.
+
+        Inbox records come from the pool's own writer (checked when it registered), so only
+        their slot and size are checked here; a reference from DDS may come from anyone and is
+        also checked against the slot's sequence number. Nothing reads a pool's words before
+        its size is checked: ``is_data_consistent`` does the same."""
         out: list[LoanedSample] = []
         now = time.time_ns()
         sized = None  # the pool whose size was checked last in this batch (one lseek per pool)
@@ -276,16 +280,28 @@ class DataReader(Closeable, Generic[T]):
             elif dds and (source.local or 0 < seq <= source.floor):
                 continue  # a copy of what our inbox brings, or of history taken from the pool
             pool = source.pool
-            if pool is not sized:
-                if lseek(pool.fd, 0, 2) < pool.segment_size:
-                    self._refuse(source, slot, seq, pool.size_error())
-                    continue
-                sized = pool
-            if not (
-                0 <= slot < pool.slot_count and 0 < size <= pool.sample_size and 0 < seq <= pool.seqs[slot]
-            ):
-                self._refuse(source, slot, seq, pool.reference_error(slot, seq, size))
+            if not (0 <= slot < pool.slot_count and 0 < size <= pool.sample_size and seq > 0):
+                self._refuse(
+                    source, slot, seq, pool.reference_error(slot, seq, size), dds and key != source.handle
+                )
                 continue
+            if dds:
+                # From any DDS writer: also checked against the slot's sequence number, in the
+                # writer's sealed copy, or in the pool after a size check (a shrunk pool is
+                # refused, not faulted on).
+                seqs = source.seqs or source.sequences()
+                if seqs is None:
+                    if pool is not sized:
+                        if lseek(pool.fd, 0, 2) < pool.segment_size:
+                            self._refuse(source, slot, seq, pool.size_error(), dds and key != source.handle)
+                            continue
+                        sized = pool
+                    seqs = pool.seqs
+                if seq > seqs[slot]:
+                    self._refuse(
+                        source, slot, seq, pool.reference_error(slot, seq, size), dds and key != source.handle
+                    )
+                    continue
             view = pool.views[slot]
             if view is None:
                 view = pool.view(slot)
@@ -312,10 +328,13 @@ class DataReader(Closeable, Generic[T]):
             log.warning("refused an inbox record of writer index %d, which was never given out", key)
         return None
 
-    def _refuse(self, source: Source, slot: int, seq: int, exc: Exception | None) -> None:
-        """A reference that cannot be valid: count it, and give back the hold it came with."""
+    def _refuse(self, source: Source, slot: int, seq: int, exc: Exception | None, forged: bool) -> None:
+        """A reference that cannot be valid: count it, and give back the hold it came with.
+
+        ``forged``: it came from another DDS writer than the pool's own, which set no hold
+        for it; a hold of that slot belongs to the genuine reference and is kept."""
         self._refused += 1
-        if source.release(slot, seq):
+        if not forged and source.release(slot, seq):
             source.ring_if_waiting()
             log.warning("refused a reference (its hold was given back): %s", exc)
         else:
@@ -398,7 +417,12 @@ class DataReader(Closeable, Generic[T]):
             raise LoanStateError("this sample was already returned")
         self._checks += 1
         info = sample.info
-        ok: bool = sample._pool.pool.is_consistent(info.slot, info.sequence_number)
+        source = sample._pool
+        seqs = source.seqs or source.sequences()
+        if seqs is not None:  # the writer's sealed copy: nothing to check before reading it
+            ok: bool = seqs[info.slot] == info.sequence_number
+        else:  # the pool's own word, read only after the pool's size is checked
+            ok = source.pool.is_consistent(info.slot, info.sequence_number)
         if not ok:
             self._inconsistent += 1
         return ok
@@ -408,12 +432,12 @@ class DataReader(Closeable, Generic[T]):
         if self._closed:
             self._check_open()
         batch: Sequence[LoanedSample]
-        if isinstance(samples, LoanedSample):
-            batch = (samples,)
-        elif isinstance(samples, list):
+        if samples.__class__ is list:
             batch = samples
+        elif samples.__class__ is LoanedSample:
+            batch = (samples,)
         else:
-            batch = tuple(samples)
+            batch = tuple(samples)  # type: ignore[arg-type]
         for sample in batch:  # check every sample before returning any
             if sample.__class__ is not LoanedSample or sample._reader is not self or sample._returned:
                 self._refuse_return(sample)
@@ -435,7 +459,7 @@ class DataReader(Closeable, Generic[T]):
                     woken = source
             if source.retired:
                 source.maybe_close()
-        if woken is not None:
+        if woken is not None and woken.waiting[0]:  # type: ignore[index]
             woken.ring_if_waiting()  # one ring per batch, after every hold is cleared
         self._returned += len(batch)
 
@@ -495,7 +519,7 @@ class DataReader(Closeable, Generic[T]):
         timeout = check_seconds(timeout, "timeout")
 
         def enough() -> bool:
-            if self._refs.matches.dirty or self._sources.retrying:
+            if self._refs.matches.dirty or self._sources.retry_at:
                 self._refresh()
             return len(self._ready_writers()) >= count
 

@@ -27,7 +27,13 @@ _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 DEFAULT_CAPACITY = 1 << 20
 CAPACITY_ENV = "LOANBUS_INBOX_BYTES"
 _READ_CHUNK = 64 * wire.RECORD_SIZE
-_POLL_MAX_MS = 2**31 - 1
+_FOREVER = (2**31 - 1) / 1000.0  # seconds: poll() waits at most this long, else for ever
+
+_SIZE = wire.RECORD_SIZE
+_MAGIC = wire.RECORD_MAGIC
+_WAKE = wire.WAKE
+_unpack = wire.RECORD.unpack
+_iter = wire.RECORD.iter_unpack
 
 Record = tuple[int, int, int, int, int]
 """One reference as read: (writer index, slot, seq, size, timestamp ns)."""
@@ -77,7 +83,6 @@ class Inbox:
         self._poll = select.poll()
         self._poll.register(self._r, select.POLLIN)
         self._tail = b""
-        self.woken = False  # a wake record arrived since the last ``read`` that reset it
         self.malformed = 0  # records refused because they are not loanbus records
 
     def fileno(self) -> int:
@@ -89,7 +94,7 @@ class Inbox:
         return self._w
 
     def read(self) -> list[Record]:
-        """Every record waiting now (without blocking); wake records only set ``woken``."""
+        """Every record waiting now (without blocking); wake records only woke a waiter."""
         try:
             data = os.read(self._r, _READ_CHUNK)
         except BlockingIOError:
@@ -109,27 +114,29 @@ class Inbox:
                 if len(more) < _READ_CHUNK * 16:
                     break
             data = b"".join(parts)
-        if self._tail:
+        n = len(data)
+        if self._tail or n % _SIZE:
             data = self._tail + data
-            self._tail = b""
-        whole = len(data) - len(data) % wire.RECORD_SIZE
-        if whole != len(data):
+            n = len(data)
+            whole = n - n % _SIZE
             self._tail = data[whole:]
             data = data[:whole]
-        out: list[Record] = []
-        magic_ok = wire.RECORD_MAGIC
-        for magic, index, slot, _flags, seq, size, ts in wire.RECORD.iter_unpack(data):
-            if magic != magic_ok:
-                self.malformed += 1
-            elif index == wire.WAKE:
-                self.woken = True
-            else:
-                out.append((index, slot, seq, size, ts))
+            n = whole
+        if n == _SIZE:  # the common case: one record
+            magic, index, slot, _flags, seq, size, ts = _unpack(data)
+            if magic == _MAGIC and index != _WAKE:
+                return [(index, slot, seq, size, ts)]
+            self.malformed += magic != _MAGIC
+            return []
+        out = [(i, sl, sq, sz, ts) for m, i, sl, _f, sq, sz, ts in _iter(data) if m == _MAGIC and i != _WAKE]
+        if len(out) != n // _SIZE:  # wake records, or foreign ones: count the foreign
+            self.malformed += sum(1 for m, *_ in _iter(data) if m != _MAGIC)
         return out
 
     def wait(self, timeout: float | None) -> bool:
-        """Block until the inbox is readable or ``timeout`` seconds pass (None: for ever)."""
-        ms = -1 if timeout is None else min(max(int(timeout * 1000.0 + 0.999), 0), _POLL_MAX_MS)
+        """Block until the inbox is readable or ``timeout`` seconds pass (None or more than
+        poll() can say: for ever)."""
+        ms = -1 if timeout is None or timeout >= _FOREVER else max(int(timeout * 1000.0 + 0.999), 0)
         try:
             return bool(self._poll.poll(ms))
         except InterruptedError:  # pragma: no cover - PEP 475 retries; a signal handler raised

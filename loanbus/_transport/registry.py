@@ -6,7 +6,8 @@ group. A reader that wants references through the local path connects, and sends
 its hold block attached (``SCM_RIGHTS``). The kernel tells the writer who connected
 (``SO_PEERCRED``). A registration is accepted only if the key matches (so the reader could
 read the pool), the reader is this user or the pool has a group, the inbox is a pipe and
-the hold block a sealed memfd of the pool's size. Each accepted reader becomes a ``Link``;
+the hold block a sealed memfd of the pool's size. An accepted reader is sent the sealed copy
+of the slots' sequence numbers (``wire.WELCOME``). Each accepted reader becomes a ``Link``;
 the writer attaches it to the pool (hold cells) once DDS has matched the same reader.
 
 Nothing here blocks and no thread of ours runs: the writer calls ``accept`` when it looks
@@ -16,6 +17,7 @@ No cyclonedds here.
 
 from __future__ import annotations
 
+import array
 import errno
 import logging
 import os
@@ -145,10 +147,19 @@ class Registry:
     _bound = False
 
     def __init__(
-        self, path: str, *, key: bytes, slot_count: int, writer_uid: int, group: int | None, mode: int = 0o600
+        self,
+        path: str,
+        *,
+        key: bytes,
+        slot_count: int,
+        writer_uid: int,
+        group: int | None,
+        sequence_fd: int = -1,
+        mode: int = 0o600,
     ) -> None:
         self.path = path
         self._key = key
+        self._sequence_fd = sequence_fd
         self._slot_count = slot_count
         self._writer_uid = writer_uid
         self._group = group
@@ -262,6 +273,15 @@ class Registry:
             raise wire.WireError("the inbox is not a pipe")
         os.set_blocking(fds[0], False)
         holds = HoldBlock.adopt(fds[1], self._slot_count) if hello.reliable else None
+        if self._sequence_fd >= 0:  # the accepted reader gets the sequence numbers' sealed copy
+            try:
+                conn.sendmsg(
+                    [wire.WELCOME],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [self._sequence_fd]))],
+                    socket.MSG_DONTWAIT,
+                )
+            except OSError:  # it went away meanwhile: its inbox will say so
+                pass
         return Link(hello.reader_id, pid, uid, hello, conn, fds[0], holds)
 
     def close(self) -> None:

@@ -9,7 +9,9 @@
 * A **hello** (one ``SOCK_SEQPACKET`` message) goes from a reader to a writer's registration
   socket when it registers: who it is, the pool's registration key (proof that it could
   read the pool), the index the writer must put into its records, and flags. The inbox's
-  write end and the reader's hold block travel with it as ``SCM_RIGHTS``.
+  write end and the reader's hold block travel with it as ``SCM_RIGHTS``. The writer answers
+  a hello it accepts with a **welcome** carrying the sealed copy of its slots' sequence
+  numbers, which the reader checks consistency against (no size check, no fault possible).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ HELLO_VERSION = 1
 HELLO_RELIABLE = 1  # the reader returns holds: its hold block comes with the hello
 HELLO_DDS_REFS = 2  # send it no records: it takes its references from DDS
 WAKE_BYTE = b"w"  # a reader to a waiting writer, on the registration connection
+WELCOME = b"LBWELCOME2"  # a writer to a reader it accepted, with its sequence copy (SCM_RIGHTS)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ __all__ = [
     "WAKE",
     "WAKE_BYTE",
     "WAKE_RECORD",
+    "WELCOME",
     "Hello",
     "WireError",
     "decode_hello",

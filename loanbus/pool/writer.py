@@ -28,7 +28,7 @@ import numpy as np
 
 from loanbus import _layout as L
 from loanbus._proc import process_start_time
-from loanbus._shm import Segment, huge_page_bytes
+from loanbus._shm import SealedWords, Segment, huge_page_bytes
 from loanbus._slotstate import SlotEvent, SlotState, SlotTransitionError, next_state, transitions_on
 from loanbus.errors import BrokenError, LoanError, LoanTimeoutError
 from loanbus.pool.words import release_views, words
@@ -37,6 +37,7 @@ from loanbus.types import ShmemType
 _ON_LOAN = transitions_on(SlotEvent.LOAN)
 _ON_REUSE = transitions_on(SlotEvent.REUSE)
 _ON_WRITE = transitions_on(SlotEvent.WRITE)
+_LOANED, _WRITTEN = int(SlotState.LOANED), int(SlotState.WRITTEN)  # plain ints: cheaper to store
 log = logging.getLogger("loanbus")
 
 
@@ -74,6 +75,7 @@ class WriterPool:
     """The writer's side: creates the segment, chooses slots, stamps sequence numbers."""
 
     _segment: Segment | None = None
+    sequence_copy: SealedWords | None = None
 
     def __init__(
         self,
@@ -135,6 +137,10 @@ class WriterPool:
             self._mirror = words(mm, layout.hold_table_offset, reader_rows * self._row_words)
             # slot -> its writable payload view (read-only to callers: DataWriter.get_loan indexes it)
             self.payloads = [stype.view(mm, layout.payload_start(i)) for i in range(slot_count)]
+            #: A copy of the slots' sequence numbers that nobody can truncate: registered readers
+            #: get its descriptor and check consistency there (docs/shm-layout.md).
+            self.sequence_copy = SealedWords.create(slot_count)
+            self._seq_copy = self.sequence_copy.words
         except BaseException:
             self.close()
             raise
@@ -181,23 +187,28 @@ class WriterPool:
         if os.lseek(self._fd, 0, os.SEEK_END) < self._size:
             self._truncated()
         free = self._free
+        event = SlotEvent.LOAN
         if free:
             slot = free.popleft()
-            table, event = _ON_LOAN, SlotEvent.LOAN
+            after = _ON_LOAN.get(self._state[slot])
         else:
+            event = SlotEvent.REUSE
             picked = self._pick_written()
             if picked is None:
                 return None
             slot = picked
             del self._written[slot]
-            table, event = _ON_REUSE, SlotEvent.REUSE
+            after = _ON_REUSE.get(self._state[slot])
             self.stats.overwrites += 1
-        self._state[slot] = _step(table, self._state[slot], event)
+        if after is None:  # the lifecycle does not allow it: a bug, said in its own words
+            raise SlotTransitionError(self._state[slot], event)
+        self._state[slot] = after
         seq = next(self._seq)
         self.sequences[slot] = seq
         base = slot * L.SLOT_WORDS
+        self._seq_copy[slot] = seq
         self._slots[base + L.SLOT_SEQ] = seq  # from here on every older reference is invalid
-        self._slots[base + L.SLOT_STATE] = SlotState.LOANED
+        self._slots[base + L.SLOT_STATE] = _LOANED
         self.stats.loans += 1
         return slot
 
@@ -282,14 +293,18 @@ class WriterPool:
                 reader.waiting[0] = value
 
     def publish(self, slot: int, timestamp_ns: int) -> int:
-        """Mark a loaned slot WRITTEN and set attached readers' holds; returns its sequence number."""
-        if os.lseek(self._fd, 0, os.SEEK_END) < self._size:
-            self._truncated()
-        self._state[slot] = _step(_ON_WRITE, self._state[slot], SlotEvent.WRITE)
+        """Mark a loaned slot WRITTEN and set attached readers' holds; returns its sequence number.
+
+        The segment's size was checked when the slot was loaned; had it shrunk since, the
+        user's own writes into the loan would have faulted first."""
+        after = _ON_WRITE.get(self._state[slot])
+        if after is None:
+            raise SlotTransitionError(self._state[slot], SlotEvent.WRITE)
+        self._state[slot] = after
         seq = self.sequences[slot]
         words_, base = self._slots, slot * L.SLOT_WORDS
         words_[base + L.SLOT_TIMESTAMP] = timestamp_ns
-        words_[base + L.SLOT_STATE] = SlotState.WRITTEN
+        words_[base + L.SLOT_STATE] = _WRITTEN
         if self.reliable:
             for cells in self._cells:
                 cells[slot] = seq  # the cell is 0: we own it until the reader returns the sample
@@ -424,6 +439,10 @@ class WriterPool:
         seg, self._segment = self._segment, None
         self._readers = {}
         self._cells = []
+        copy, self.sequence_copy = self.sequence_copy, None
+        if copy is not None:
+            self.__dict__.pop("_seq_copy", None)
+            copy.close()
         if seg is not None:
             header = getattr(self, "_header", None)
             if header is not None and os.lseek(seg.fd, 0, os.SEEK_END) >= L.HEADER_SIZE:

@@ -100,7 +100,7 @@ def _mapping_reader(domain_id: int, out: Any) -> None:
             {
                 "maps": _maps_of("/dev/shm/" + entry.pool.name.lstrip("/")),
                 "holds": [m for m in _all_maps() if "loanbus-holds" in m[3]],
-                "pool_fd_mode": __import__("fcntl").fcntl(entry.pool._fd, __import__("fcntl").F_GETFL) & 3,
+                "pool_fd_mode": __import__("fcntl").fcntl(entry.pool.fd, __import__("fcntl").F_GETFL) & 3,
                 "errors": errors,
                 "value": int(sample.data["value"]),
             }
