@@ -42,6 +42,7 @@ class ReaderAdvert:
     by_value: bool = False  # asked for by-value delivery even on the writer's host (Qos.by_value)
     type_hash: str = ""
     refs: str = "dds"  # where it takes references from: "local" (its inbox) or "dds"
+    type_name: str = ""
 
 
 def _encode(kind: str, body: dict[str, Any]) -> bytes:
@@ -142,4 +143,17 @@ def maps_zero_copy(writer: WriterAdvert, reader: ReaderAdvert) -> bool:
         and writer.host == reader.host
         and (not reader.type_hash or reader.type_hash == writer.type_hash)
         and (reader.uid == writer.uid or (writer.group >= 0 and writer.group == reader.group))
+    )
+
+
+def type_mismatch(writer: WriterAdvert, reader: ReaderAdvert) -> str | None:
+    """In the user's words, why a writer and a reader of one topic do not communicate because
+    their types differ (name, fields, sizes: the type hash says); None if the types agree."""
+    if not reader.type_hash or reader.type_hash == writer.type_hash:
+        return None
+    return (
+        f"the writer in pid {writer.pid} publishes {writer.type_name!r} (type hash {writer.type_hash}), "
+        f"the reader in pid {reader.pid} expects {reader.type_name or '?'!r} (type hash "
+        f"{reader.type_hash}): they do not communicate; give both the same type (the same IDL "
+        "struct, or a ShmemType of the same name and dtype)"
     )

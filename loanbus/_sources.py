@@ -198,6 +198,7 @@ class Sources:
         self.by_index: dict[int, Source] = {}
         self.by_handle: dict[int, Source] = {}
         self.unmappable: dict[int, str] = {}  # handle -> why its samples do not come zero-copy
+        self.incompatible: dict[int, str] = {}  # handle -> why it never reaches us (another type)
         self.gone: dict[int, float] = {}  # handle -> when it went (late references are dropped)
         self.retiring: dict[int, Source] = {}  # handle -> a writer gone, its last references queued
         self.map_failures = 0
@@ -247,6 +248,11 @@ class Sources:
         if ad is None:
             self.unmappable[handle] = "the writer does not advertise a loanbus pool"
             log.warning("writer %x of %r does not advertise a loanbus pool; ignored", handle, self._topic)
+            return
+        mismatch = _advert.type_mismatch(ad, self._advert)
+        if mismatch is not None:
+            self.unmappable[handle] = self.incompatible[handle] = mismatch
+            log.warning("reader on %r: %s", self._topic, mismatch)
             return
         if not _advert.maps_zero_copy(ad, self._advert):
             # Not ours to map (another host, user, type, or by value asked): its samples arrive
@@ -345,6 +351,7 @@ class Sources:
                 )
             for handle in [h for h in self.unmappable if h not in alive]:
                 del self.unmappable[handle]
+                self.incompatible.pop(handle, None)
             for handle in [h for h in self.retry_at if h not in alive]:
                 del self.retry_at[handle]
             for handle in [h for h, at in self.gone.items() if now - at > _GONE_FOR]:

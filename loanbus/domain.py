@@ -35,6 +35,7 @@ class DomainParticipant(Closeable):
         self.domain_id = domain_id
         self._transport = TransportParticipant(domain_id, lease_duration=lease_duration)
         self._children: weakref.WeakSet[_Child] = weakref.WeakSet()
+        self._topic_types: dict[str, tuple[str, bytes]] = {}  # topic name -> (type name, type hash)
         self._arm(
             f"DomainParticipant({domain_id})", partial(_release_participant, self._transport, self._children)
         )
@@ -43,6 +44,15 @@ class DomainParticipant(Closeable):
     def transport(self) -> TransportParticipant:
         self._check_open()
         return self._transport
+
+    def _claim_topic(self, name: str, type_name: str, type_hash: bytes) -> None:
+        """A topic has one type in a participant: a second Topic of that name must agree."""
+        known = self._topic_types.setdefault(name, (type_name, type_hash))
+        if known[1] != type_hash:
+            raise ValueError(
+                f"topic {name!r} already has type {known[0]!r} (type hash {known[1].hex()}) in this "
+                f"participant, not {type_name!r} ({type_hash.hex()}): a topic has one type"
+            )
 
     def _adopt(self, child: _Child) -> None:
         self._check_open()

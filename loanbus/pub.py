@@ -99,8 +99,9 @@ class ReaderMatch:
     guid: str
     pid: int | None
     shm: bool
-    path: str = "zero-copy"  # "zero-copy" (maps the pool) or "by-value" (plain DDS topic)
+    path: str = "zero-copy"  # "zero-copy" (maps the pool), "by-value" (plain DDS topic), "incompatible"
     references: str | None = None
+    incompatible: str | None = None  # why it never gets this writer's samples (another type), or None
 
 
 def _release_writer(
@@ -189,6 +190,7 @@ class DataWriter(Closeable, Generic[T]):
         )
         self._loans: dict[int, Loan] = {}  # slot -> the loan out on it
         self._readers: dict[bytes, Link] = {}  # attached zero-copy readers
+        self._incompatible: dict[str, str] = {}  # DDS guid -> why that reader never gets samples
         self._matched = 0
         self._size = pool.layout.sample_size
         self._writes_bytes = 0
@@ -376,13 +378,19 @@ class DataWriter(Closeable, Generic[T]):
             return
         refs.matches.dirty = False  # cleared first: a change during the scan sets it again
         peers = refs.matched_readers()
-        self._matched = len(peers)
         local: dict[bytes, _advert.ReaderAdvert] = {}
+        incompatible: dict[str, str] = {}
         dds = 0
         for peer in peers:
             ad = _advert.decode_reader(peer.user_data)
             if ad is None:
                 dds += 1  # a plain DDS reader of the reference topic (a C program, a tool)
+                continue
+            mismatch = _advert.type_mismatch(self._advert, ad)
+            if mismatch is not None:
+                incompatible[peer.guid] = mismatch
+                if peer.guid not in self._incompatible:
+                    log.warning("writer on %r: %s", self.topic.name, mismatch)
                 continue
             if not _advert.maps_zero_copy(self._advert, ad):
                 continue  # it reads by value (another host, user or type, or by choice)
@@ -393,6 +401,8 @@ class DataWriter(Closeable, Generic[T]):
             local[rid] = ad
             if ad.refs != "local":
                 dds += 1
+        self._incompatible = incompatible
+        self._matched = len(peers) - len(incompatible)
         sinks.sync(local)
         self._readers = dict(sinks.attached)
         self._receivers = sinks.receivers
@@ -447,7 +457,11 @@ class DataWriter(Closeable, Generic[T]):
             self._sync_readers()
             return self._ready_readers() >= count
 
-        return wait_until(enough, timeout)
+        if wait_until(enough, timeout):
+            return True
+        for why in set(self._incompatible.values()):
+            log.warning("writer on %r gave up waiting for %d reader(s): %s", self.topic.name, count, why)
+        return False
 
     def _ready_readers(self) -> int:
         """Readers that will receive the next write: zero-copy ones matched on the reference
@@ -485,6 +499,10 @@ class DataWriter(Closeable, Generic[T]):
         for peer in self._refs.matched_readers():
             ad = _advert.decode_reader(peer.user_data)
             link = self._readers.get(bytes.fromhex(ad.reader_id)) if ad is not None else None
+            if peer.guid in self._incompatible:
+                why = self._incompatible[peer.guid]
+                out.append(ReaderMatch(peer.guid, ad.pid if ad else None, False, "incompatible", None, why))
+                continue
             if ad is None:  # a plain reader of the reference topic: DDS references, no pool rows
                 path, references = "zero-copy", "dds"
             elif ad.reader_id in by_value or not _advert.maps_zero_copy(self._advert, ad):
@@ -526,6 +544,7 @@ class DataWriter(Closeable, Generic[T]):
             by_value_writes=self._by_value_writes,
             by_value_bytes=self._by_value_bytes,
             incompatible_qos=sum(e.qos_alarm.count for e in (self._refs, self._values) if e is not None),
+            incompatible_readers=len(self._incompatible),
             slots=pool.slot_count,
             free_slots=free,
             loaned_slots=loaned,

@@ -57,6 +57,7 @@ class WriterStatistics(_Statistics):
     dropped_references: int = 0  # best effort: a local reader's inbox was full
     lost_readers: int = 0  # local readers detached because they died or hung up
     refused_registrations: int = 0  # registrations refused (bad key, user, descriptors...)
+    incompatible_readers: int = 0  # readers of the topic that expect another type
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class ReaderStatistics(_Statistics):
     malformed_records: int = 0  # inbox records that are not loanbus records
     history_dropped: int = 0  # best effort: older references replaced by newer (history depth)
     local_writers: int = 0  # writers that send this reader references through its inbox
+    incompatible_writers: int = 0  # writers of the topic that publish another type
     latency_samples: int = 0
     latency_p50_us: float | None = None
     latency_p90_us: float | None = None

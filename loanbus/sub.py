@@ -37,7 +37,8 @@ class WriterMatch:
     """A writer matched by a reader; ``shm`` says whether its pool is mapped zero-copy.
 
     ``references`` says how references of a zero-copy writer arrive: ``"local"`` (this
-    reader's inbox) or ``"dds"``; None for a by-value writer.
+    reader's inbox) or ``"dds"``; None for a by-value writer. A writer of another type on the
+    topic is listed with path ``"incompatible"`` and ``incompatible`` saying why.
     """
 
     guid: str
@@ -47,6 +48,7 @@ class WriterMatch:
     path: str = "zero-copy"  # "zero-copy" (maps the pool) or "by-value" (plain DDS topic)
     host: str | None = None  # the writer's host identity, None for a plain DDS writer
     references: str | None = None
+    incompatible: str | None = None  # why it never reaches this reader (another type), or None
 
 
 def _release_reader(
@@ -101,6 +103,7 @@ class DataReader(Closeable, Generic[T]):
             by_value=qos.by_value,
             type_hash=self._stype.type_hash.hex(),
             refs="dds" if qos.dds_references else "local",
+            type_name=self._stype.name,
         )
         self._advert = advert
         gap = by_value_gap(self._stype)
@@ -523,7 +526,11 @@ class DataReader(Closeable, Generic[T]):
                 self._refresh()
             return len(self._ready_writers()) >= count
 
-        return wait_until(enough, timeout)
+        if wait_until(enough, timeout):
+            return True
+        for why in {m.incompatible for m in self.matched_writers() if m.incompatible}:
+            log.warning("reader on %r gave up waiting for %d writer(s): %s", self.topic.name, count, why)
+        return False
 
     def _ready_writers(self) -> list[WriterMatch]:
         """Matched writers whose samples can reach us now (by-value ones: on the plain topic)."""
@@ -539,7 +546,8 @@ class DataReader(Closeable, Generic[T]):
         return [m for m, _ in self._writer_matches()]
 
     def _match(self, guid: str, handle: int, ad: _advert.WriterAdvert | None) -> WriterMatch:
-        zero_copy = ad is not None and _advert.maps_zero_copy(ad, self._advert)
+        mismatch = _advert.type_mismatch(ad, self._advert) if ad is not None else None
+        zero_copy = ad is not None and mismatch is None and _advert.maps_zero_copy(ad, self._advert)
         source = self._sources.by_handle.get(handle)
         references = None
         if zero_copy:
@@ -549,9 +557,10 @@ class DataReader(Closeable, Generic[T]):
             segment=ad.segment if ad else None,
             pid=ad.pid if ad else None,
             shm=zero_copy and source is not None,
-            path="zero-copy" if zero_copy else "by-value",
+            path="incompatible" if mismatch else "zero-copy" if zero_copy else "by-value",
             host=ad.host if ad else None,
             references=references,
+            incompatible=mismatch,
         )
 
     def _writer_matches(self) -> list[tuple[WriterMatch, bool]]:
@@ -596,6 +605,7 @@ class DataReader(Closeable, Generic[T]):
             malformed_records=self._inbox.malformed if self._inbox is not None else 0,
             history_dropped=self._history_dropped,
             local_writers=sum(1 for s in list(self._sources.by_index.values()) if s.local),
+            incompatible_writers=len(self._sources.incompatible),
             **self._latency.summary(taken),
         )
 

@@ -46,6 +46,7 @@ class Topic(Generic[T]):
         self.name = name
         self.data_type = data_type
         self.shmem_type: ShmemType = as_shmem_type(data_type)
+        participant._claim_topic(name, self.shmem_type.name, self.shmem_type.type_hash)
 
     def close(self) -> None:
         """A topic holds no resources of its own (its DDS topics belong to the participant)."""

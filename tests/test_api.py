@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -441,3 +442,60 @@ def test_an_infinite_max_blocking_time_is_accepted_as_wait_for_ever(dp: loanbus.
 def test_a_shape_of_bools_is_refused() -> None:
     with pytest.raises(ValueError, match="shape"):
         loanbus.ShmemType("x::Flags", np.uint8, shape=(True,))
+
+
+# -- a writer and a reader that disagree on the type ----------------------------------------------
+
+
+OTHER = loanbus.ShmemType("test::Other", np.dtype([("value", "<i8")]))
+
+
+def test_two_topics_of_one_name_and_two_types_in_one_participant_are_refused(
+    dp: loanbus.DomainParticipant,
+) -> None:
+    loanbus.Topic(dp, "typed", SMALL)
+    loanbus.Topic(dp, "typed", SMALL)  # the same type again is fine
+    with pytest.raises(ValueError, match=r"already has type 'test::Small'.*a topic has one type"):
+        loanbus.Topic(dp, "typed", OTHER)
+
+
+def _other_type_reader(domain_id: int, out: Any, done: Any) -> None:
+    with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+        reader = loanbus.DataReader(loanbus.Topic(dp, "typed", OTHER))
+        out.put(reader.wait_for_writers(1, timeout=3))
+        out.put([(m.path, m.incompatible) for m in reader.matched_writers()])
+        out.put(reader.statistics().incompatible_writers)
+        done.wait(60)
+
+
+def test_a_writer_and_a_reader_of_two_types_say_so_on_both_sides_and_match_nothing(
+    domain_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.helpers import CTX, join_ok, start
+
+    out, done = CTX.Queue(), CTX.Event()
+    proc = start(_other_type_reader, domain_id, out, done)
+    try:
+        with caplog.at_level("WARNING", logger="loanbus"), loanbus.DomainParticipant(domain_id) as dp:
+            writer = loanbus.DataWriter(loanbus.Topic(dp, "typed", SMALL))
+            assert writer.wait_for_readers(1, timeout=3) is False
+            assert out.get(timeout=60) is False  # the reader gave up too
+            (match,) = writer.matched_readers()
+            assert match.path == "incompatible" and match.shm is False
+            stats = writer.statistics()
+            assert (stats.matched_readers, stats.incompatible_readers) == (0, 1)
+            ((path, why),) = out.get(timeout=30)
+            assert path == "incompatible"
+            assert out.get(timeout=30) == 1
+        for text in (match.incompatible, why):
+            assert text is not None
+            assert "'test::Small'" in text and "'test::Other'" in text
+            assert SMALL.type_hash.hex() in text and OTHER.type_hash.hex() in text
+            assert f"pid {proc.pid}" in text and f"pid {os.getpid()}" in text
+        told = [r.getMessage() for r in caplog.records if "do not communicate" in r.getMessage()]
+        assert len([m for m in told if "writer on 'typed': the writer" in m]) == 1  # said once
+        assert any("gave up waiting for 1 reader(s)" in m for m in told)
+        assert not [r for r in caplog.records if "policy" in r.getMessage()]  # no DDS jargon
+    finally:
+        done.set()
+        join_ok(proc)

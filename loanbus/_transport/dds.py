@@ -27,6 +27,17 @@ _ANY = SampleState.Any | ViewState.Any | InstanceState.Any
 _U64 = (1 << 64) - 1
 
 
+_TYPE_CONSISTENCY = 24  # DDS_TYPE_CONSISTENCY_ENFORCEMENT_QOS_POLICY_ID: the types differ
+_POLICIES = {
+    2: "a durability",
+    11: "a reliability",
+    13: "a history",
+    8: "a liveliness",
+    4: "a deadline",
+    25: "a data representation",
+}
+
+
 class QosAlarm:
     """Counts incompatible-QoS reports of one endpoint (set from Cyclone's listener thread)."""
 
@@ -36,10 +47,17 @@ class QosAlarm:
 
     def __call__(self, _entity: Any, status: Any) -> None:
         self.count = int(status.total_count)
+        policy = _POLICIES.get(status.last_policy_id, f"policy {status.last_policy_id}")
+        if status.last_policy_id == _TYPE_CONSISTENCY:
+            # Another type on the topic: loanbus says so in the user's words (the adverts name
+            # both types); a peer without one is reported here only for the record.
+            log.debug("%s: a peer of another type (%d so far)", self.what, status.total_count)
+            return
         log.warning(
-            "%s: incompatible QoS with a matching peer (policy id %d, %d so far); they will not communicate",
+            "%s: a peer asks for %s that this endpoint does not offer (%d so far); they do not "
+            "communicate: give both the same Qos",
             self.what,
-            status.last_policy_id,
+            policy,
             status.total_count,
         )
 
