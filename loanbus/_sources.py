@@ -30,6 +30,7 @@ from loanbus.pool import ReaderPool, is_pool_name
 from loanbus.types import ShmemType
 
 log = logging.getLogger("loanbus")
+_types_log = logging.getLogger("loanbus.types")  # two types on one topic (tools that say it silence it)
 _GONE_FOR = 600.0  # how long the handle of a gone writer is remembered (its late references dropped)
 _RETRY_EVERY = 0.05  # how often a registration the writer could not accept yet is tried again
 
@@ -252,7 +253,7 @@ class Sources:
         mismatch = _advert.type_mismatch(ad, self._advert)
         if mismatch is not None:
             self.unmappable[handle] = self.incompatible[handle] = mismatch
-            log.warning("reader on %r: %s", self._topic, mismatch)
+            _types_log.warning("reader on %r: %s", self._topic, mismatch)
             return
         if not _advert.maps_zero_copy(ad, self._advert):
             # Not ours to map (another host, user, type, or by value asked): its samples arrive

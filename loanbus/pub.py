@@ -40,6 +40,7 @@ from loanbus.topic import Topic, by_value_gap, check_endpoint_args
 from loanbus.types import ShmemType
 
 log = logging.getLogger("loanbus")
+_types_log = logging.getLogger("loanbus.types")  # two types on one topic (tools that say it silence it)
 
 T = TypeVar("T")
 
@@ -390,7 +391,7 @@ class DataWriter(Closeable, Generic[T]):
             if mismatch is not None:
                 incompatible[peer.guid] = mismatch
                 if peer.guid not in self._incompatible:
-                    log.warning("writer on %r: %s", self.topic.name, mismatch)
+                    _types_log.warning("writer on %r: %s", self.topic.name, mismatch)
                 continue
             if not _advert.maps_zero_copy(self._advert, ad):
                 continue  # it reads by value (another host, user or type, or by choice)

@@ -238,6 +238,7 @@ def sub(
     cls = load_type(idl_file, type_name)
     stype: loanbus.ShmemType = cls.__shmem_type__
     logging.getLogger("loanbus").addFilter(_Unmappable())
+    logging.getLogger("loanbus.types").setLevel(logging.ERROR)  # sub says it in its own line
     with participant(domain_id) as dp:
         reader = loanbus.DataReader(_topic(dp, topic, cls), qos=_qos(reliable))
         got = checked = inconsistent = unmappable = 0
