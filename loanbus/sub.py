@@ -119,6 +119,7 @@ class DataReader(Closeable, Generic[T]):
         )
         self._inbox = inbox = Inbox()
         self._read = inbox.read
+        self._wait = inbox.wait
         self._queue: deque[Record] = deque()  # records read from the inbox, not handed out yet
         # Best effort keeps only the newest ``reader_depth`` references of each writer.
         self._trim = 0 if qos.reliable or qos.reader_depth is None else qos.reader_depth
@@ -202,14 +203,13 @@ class DataReader(Closeable, Generic[T]):
             return self._take_now(max_samples)
         if timeout.__class__ is not float or not 0.0 <= timeout < 1e9:
             timeout = check_seconds(timeout, "timeout")
-        inbox = self._inbox
-        assert inbox is not None
-        deadline = time.monotonic() + timeout
+        wait = self._wait
+        deadline = None
         remaining = timeout
         while True:
             # With nothing in hand, wait on the inbox first: poll() returns at once when
             # records are there, so a take that waits costs one poll and one read.
-            if self._queue or self._dds_ready or self._value_queue or inbox.wait(remaining):
+            if self._queue or self._dds_ready or self._value_queue or wait(remaining):
                 samples = self._take_now(max_samples)
                 if samples:
                     return samples
@@ -217,6 +217,8 @@ class DataReader(Closeable, Generic[T]):
                 self._check_open()
             if self._refs.matches.dirty or self._sources.retry_at:
                 self._refresh()
+            if deadline is None:
+                deadline = time.monotonic() + remaining
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 # Nothing came: a writer that went is released now (its references are taken).
@@ -226,16 +228,17 @@ class DataReader(Closeable, Generic[T]):
         """What is there now, without waiting: inbox records, DDS references, by-value copies."""
         queue = self._queue
         records = self._read()
-        if records:
+        if queue or len(records) > n or (self._trim and len(records) > self._trim):
             queue.extend(records)
             if self._trim and len(queue) > self._trim:
                 self._keep_newest(queue, self._trim)
-        out = self._admit(queue, n, self._sources.by_index, dds=False) if queue else []
+            records = [queue.popleft() for _ in range(min(n, len(queue)))]
+        out = self._admit(records, self._sources.by_index, dds=False) if records else []
         if self._dds_ready and len(out) < n:
             self._dds_ready = False  # reset before taking: an arrival after this sets it again
             msgs = self._refs.take(n - len(out))
             if msgs:
-                out += self._admit(deque(msgs), n - len(out), self._sources.by_handle, dds=True)
+                out += self._admit(msgs, self._sources.by_handle, dds=True)
         if self._value_queue and len(out) < n:
             out += self._take_by_value(n - len(out))
         if self._sources.retiring and not records and not queue and not self._dds_ready:
@@ -257,12 +260,10 @@ class DataReader(Closeable, Generic[T]):
             queue.clear()
             queue.extend(reversed(kept))
 
-    def _admit(
-        self, queue: deque[Record], n: int, sources: dict[int, Source], *, dds: bool
-    ) -> list[LoanedSample]:
-        """Samples for up to ``n`` valid references of ``queue``; refused ones are logged and
-        counted, and their holds given back. ``sources`` maps a record's first field (an inbox
-        index, or a DDS publication handle) to the writer's pool.
+    def _admit(self, records: list[Record], sources: dict[int, Source], *, dds: bool) -> list[LoanedSample]:
+        """Samples for the valid references of ``records``; refused ones are logged and counted,
+        and their holds given back. ``sources`` maps a record's first field (an inbox index, or
+        a DDS publication handle) to the writer's pool.
 
         Inbox records come from the pool's own writer (checked when it registered), so only
         their slot and size are checked here; a reference from DDS may come from anyone and is
@@ -273,8 +274,7 @@ class DataReader(Closeable, Generic[T]):
         sized = None  # the pool whose size was checked last in this batch (one lseek per pool)
         lat, at, mask = self._lat, self._taken, LATENCY_MASK
         lseek, reader = os.lseek, self
-        while queue and len(out) < n:
-            key, slot, seq, size, timestamp = queue.popleft()
+        for key, slot, seq, size, timestamp in records:
             source = sources.get(key)
             if source is None:
                 source = self._unknown(key, dds)
