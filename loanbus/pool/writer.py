@@ -183,9 +183,10 @@ class WriterPool:
         return list(itertools.islice(self._written, max(count, 0)))
 
     def try_acquire(self) -> int | None:
-        """A slot stamped with a fresh sequence number, None to wait (reliable), or LoanError."""
-        if os.lseek(self._fd, 0, os.SEEK_END) < self._size:
-            self._truncated()
+        """A slot stamped with a fresh sequence number, None to wait (reliable), or LoanError.
+
+        Only the writer's own user (or root) can shrink the pool (readers open it read-only,
+        its group may only read it): the stores below are not guarded by a size check."""
         free = self._free
         event = SlotEvent.LOAN
         if free:
@@ -295,8 +296,8 @@ class WriterPool:
     def publish(self, slot: int, timestamp_ns: int) -> int:
         """Mark a loaned slot WRITTEN and set attached readers' holds; returns its sequence number.
 
-        The segment's size was checked when the slot was loaned; had it shrunk since, the
-        user's own writes into the loan would have faulted first."""
+        Like ``try_acquire``, it stores into the pool without a size check: no reader can
+        shrink it (docs/reliability.md)."""
         after = _ON_WRITE.get(self._state[slot])
         if after is None:
             raise SlotTransitionError(self._state[slot], SlotEvent.WRITE)

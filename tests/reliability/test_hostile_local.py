@@ -73,13 +73,8 @@ def _truncation_writer(domain_id: int, out: Any, go: Any) -> None:
             writer.write(loan)
         out.put(("writer", writer.segment_name, writer._pool.layout.segment_size))
         assert go.wait(60)
-        time.sleep(0.3)  # several statistics ticks over the truncated pool
-        outcome = "no error"
-        try:
-            writer.get_loan()
-        except loanbus.BrokenError as exc:
-            outcome = str(exc)
-        writer.statistics()
+        time.sleep(0.3)  # several statistics ticks over the truncated pool: they skip its words
+        outcome = "statistics: " + str(writer.statistics().slots)
         out.put(("writer done", outcome))
 
 
@@ -122,7 +117,7 @@ def test_a_pool_truncated_to_one_page_faults_neither_side_inside_loanbus(domain_
             if proc.is_alive():
                 proc.kill()
     (outcome,) = done["writer done"]
-    assert "was truncated to 4096 bytes" in outcome
+    assert outcome == "statistics: 3"
     taken_later, consistent, refused = done["reader done"]
     assert (taken_later, consistent, refused) == (1, [True, True], 0)
 
