@@ -15,6 +15,8 @@ import pytest
 import loanbus
 from tests.helpers import FRAME, SMALL
 
+pytestmark = pytest.mark.portable  # .ci/run runs it on every supported Python
+
 BE1 = loanbus.Qos(reliability=loanbus.Reliability.BEST_EFFORT, max_samples=1)
 RELIABLE = loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, max_samples=1, max_blocking_time=5.0)
 

@@ -18,6 +18,8 @@ from loanbus._transport import HoldBlock
 from loanbus.pool import ReaderPool, WriterPool, segment_name
 from tests.helpers import CTX, SMALL, join_ok
 
+pytestmark = pytest.mark.portable  # .ci/run runs it on every supported Python
+
 
 def _make(slots: int = 2, **kw: object) -> tuple[WriterPool, ReaderPool]:
     name = segment_name(0, "pool_test", os.urandom(16))

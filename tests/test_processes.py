@@ -18,6 +18,8 @@ import pytest
 import loanbus
 from tests.helpers import CTX, FRAME, SMALL, fill_value, join_ok, start
 
+pytestmark = pytest.mark.portable  # .ci/run runs it on every supported Python
+
 RELIABLE = loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, max_samples=4, max_blocking_time=10.0)
 PATHS = pytest.mark.parametrize("dds", [False, True], ids=["local path", "DDS path"])
 

@@ -12,6 +12,8 @@ import loanbus
 from loanbus import _aio
 from tests.ecosystem import IMAGE, RELIABLE_2, RELIABLE_5, Writer, expected_ok, make_qos
 
+pytestmark = pytest.mark.portable  # .ci/run runs it on every supported Python
+
 
 def _reader(dp: loanbus.DomainParticipant, qos: dict[str, Any], topic: str = "img") -> Any:
     return loanbus.DataReader(loanbus.Topic(dp, topic, IMAGE), make_qos(qos))

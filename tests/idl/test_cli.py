@@ -20,6 +20,8 @@ from loanbus.idl.report import pool_bytes, pool_warnings
 
 from .ctools import CORPUS, INCLUDE_DIRS, REPO
 
+pytestmark = pytest.mark.portable  # .ci/run runs it on every supported Python
+
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

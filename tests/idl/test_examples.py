@@ -12,6 +12,8 @@ import pytest
 
 from .ctools import REPO
 
+pytestmark = pytest.mark.portable  # .ci/run runs it on every supported Python
+
 SHIPPED = ["HelloWorld.idl", "Image.idl", "PointCloud.idl"]
 
 

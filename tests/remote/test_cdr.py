@@ -22,6 +22,8 @@ from loanbus.idl.checker import check
 
 from ..idl.test_property import fill, idl_files
 
+pytestmark = pytest.mark.portable  # .ci/run runs it on every supported Python
+
 IDL = Path(__file__).resolve().parents[2] / "idl"
 
 
