@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from loanbus.errors import LoanbusError
+from loanbus.recording.writeback import Writeback
 
 COMPRESSIONS = ("zstd", "lz4", "none")
 
@@ -95,9 +96,12 @@ class McapSink(Sink):
         which = {"zstd": MCAPCompression.Zstd, "lz4": MCAPCompression.Lz4, "none": None}[compression]
         options = MCAPWriteOptions(compression=which, profile="")
         self.path = Path(path)
-        self._writer: Any = self.fox.open_mcap(
-            str(self.path), allow_overwrite=overwrite, context=self.context, writer_options=options
-        )
+        # foxglove-sdk writes through this Python file: Python lets go of the GIL while the kernel
+        # writes, so a write that waits for the disk does not stop the taps from copying samples out
+        # (with a path, foxglove-sdk writes in Rust holding the GIL: measured in docs/record.md).
+        self._file = open(self.path, "wb" if overwrite else "xb", buffering=0)  # noqa: SIM115
+        self._writer: Any = self.fox.open_mcap(self._file, context=self.context, writer_options=options)
+        self._writeback = Writeback(self._file.fileno())
 
     def write_metadata(self, name: str, values: dict[str, str]) -> None:
         """A metadata record (name and string pairs), e.g. what the recording counted."""
@@ -109,6 +113,8 @@ class McapSink(Sink):
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        self._writeback.close()
+        self._file.close()
 
 
 class _Subscriptions:
