@@ -1,5 +1,14 @@
 """Test isolation: each test gets its own DDS domain and shm name prefix, and the session
-fails if any loanbus entry is left in /dev/shm."""
+fails if any loanbus entry is left in /dev/shm.
+
+DDS traffic stays on this machine: before any participant exists, the session selects
+loanbus's loopback profile (inherited by every process a test starts) and drops
+``CYCLONEDDS_URI``. A plain Cyclone DDS process a test starts gets the same configuration through
+``CYCLONEDDS_URI`` (tests/remote/procs.py ``plain_cyclone_env``); one a test creates in
+its own process joins a domain a loanbus participant already configured.
+Tests of the default discovery run inside network namespaces of their own and remove both
+variables there (tests/remote/netns.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
+os.environ["LOANBUS_DDS_PROFILE"] = "loopback"
+os.environ.pop("CYCLONEDDS_URI", None)
 
 _SESSION_TAG = f"t{os.getpid()}"
 

@@ -4,11 +4,15 @@
     python plain_peer.py writer --domain D --frames N
 
 It imports only cyclonedds and numpy and spells the IDL type ``camera::Image`` out itself,
-as any Cyclone DDS user would. The Cyclone configuration comes from ``CYCLONEDDS_URI``.
+as any Cyclone DDS user would. The Cyclone configuration comes from ``CYCLONEDDS_URI``, or
+is Cyclone's default where it is unset. A process started by the test suite on the host's
+network (``LOANBUS_DDS_PROFILE=loopback`` inherited) refuses to run with the default, which
+would send discovery beyond loopback.
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -91,6 +95,8 @@ def writer(domain: int, frames: int) -> None:
 
 
 if __name__ == "__main__":
+    if os.environ.get("LOANBUS_DDS_PROFILE") == "loopback" and not os.environ.get("CYCLONEDDS_URI"):
+        sys.exit("plain_peer: the suite runs on loopback here: pass CYCLONEDDS_URI (procs.plain_cyclone_env)")
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["writer", "reader"])
     parser.add_argument("--domain", type=int, required=True)

@@ -9,9 +9,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loanbus._transport.config import build_config
+
 ROOT = Path(__file__).resolve().parents[2]
 PEER = ["-m", "tests.remote._peer"]
 PLAIN = [str(Path(__file__).with_name("plain_peer.py"))]
+#: The loopback profile as a whole Cyclone DDS configuration, for processes without loanbus.
+LOOPBACK_XML = build_config(lease_duration=10.0, profile="loopback")
+
+
+def plain_cyclone_env() -> dict[str, str]:
+    """The environment of a plain Cyclone DDS process (no loanbus) on this host's network:
+    the loopback profile's configuration, so it meets the tests' loanbus processes and sends
+    nothing beyond ``lo``."""
+    return {"CYCLONEDDS_URI": LOOPBACK_XML}
 
 
 def spawn(
