@@ -73,7 +73,8 @@ def reader(domain: int, frames: int) -> None:
             seen.append(sample.sequence)
             bad += sample.width != 1920 or sample.pixels != pattern(sample.sequence)
         time.sleep(0.01)
-    print(json.dumps({"frames": seen, "bad": bad, "loanbus_imported": "loanbus" in sys.modules}), flush=True)
+    info = {"frames": seen, "bad": bad, "loanbus_imported": "loanbus" in sys.modules, "guid": str(dp.guid)}
+    print(json.dumps(info), flush=True)
 
 
 def writer(domain: int, frames: int) -> None:
@@ -90,7 +91,8 @@ def writer(domain: int, frames: int) -> None:
         time.sleep(0.05)
     for i in range(1, frames + 1):
         w.write(Image(1920, 1080, 5760, PixelFormat.RGB8, PIXELS, i, pattern(i)))
-    print(json.dumps({"written": frames, "loanbus_imported": "loanbus" in sys.modules}), flush=True)
+    info = {"written": frames, "loanbus_imported": "loanbus" in sys.modules, "guid": str(dp.guid)}
+    print(json.dumps(info), flush=True)
     sys.stdin.read()
 
 
