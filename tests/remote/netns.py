@@ -51,8 +51,9 @@ class Namespace:
     dev: str | None = None
     addr: str | None = None
 
-    def cmd(self, *, own_host: bool = False) -> list[str]:
-        """The prefix that runs a command in this namespace with no DDS configuration."""
+    def cmd(self, *, own_host: bool = False, env: dict[str, str] | None = None) -> list[str]:
+        """The prefix that runs a command in this namespace with no DDS configuration but
+        ``env``."""
         prefix = ["ip", "netns", "exec", self.name]
         if own_host:
             prefix += [
@@ -60,7 +61,7 @@ class Namespace:
                 "sh", "-c", 'mount -t tmpfs tmpfs /dev/shm && exec "$@"', "sh",
             ]  # fmt: skip
         unset = [arg for var in CONFIGURATION for arg in ("-u", var)]
-        return [*prefix, "env", *unset]
+        return [*prefix, "env", *unset, *(f"{k}={v}" for k, v in (env or {}).items())]
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run a command (no DDS involved: ``ip``, ``nft``) in this namespace."""
@@ -76,6 +77,7 @@ class Lab:
     tag: str = field(default_factory=lambda: f"{os.getpid() % 10000:04d}{random.randrange(16**3):03x}")
     namespaces: list[Namespace] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
+    _families: dict[str, str] = field(default_factory=dict)
 
     def namespace(self) -> Namespace:
         """A new namespace whose only interface is ``lo`` (up)."""
@@ -98,26 +100,37 @@ class Lab:
             _ip("-n", ns.name, "link", "set", dev, "up")
             ns.dev, ns.addr = dev, addr
 
-    def drop_multicast(self, ns: Namespace) -> None:
-        """Drop every IPv4 multicast packet ``ns`` receives, as a host firewall that filters
-        multicast does (the packets still leave; nothing multicast arrives)."""
+    def drop_multicast(self, ns: Namespace, *, on_the_wire: bool = False) -> None:
+        """Drop IPv4 multicast in ``ns``: every multicast packet it receives, as a host
+        firewall does; or, ``on_the_wire``, every one leaving by its veth, as a network that
+        filters multicast does (the host's own copies still loop back). Counts the RTPS ones
+        (UDP to port 7400 and up whose payload starts with "RTPS") and all of them."""
+        if on_the_wire:
+            family, hook = "netdev", f'hook egress device "{ns.dev}"'
+        else:
+            family, hook = "inet", "hook input"
         rules = (
-            "table inet loanbus_test {\n"
-            "  chain input { type filter hook input priority 0; ip daddr 224.0.0.0/4 counter drop; }\n"
+            f"table {family} loanbus_test {{\n"
+            "  chain filter {\n"
+            f"    type filter {hook} priority 0;\n"
+            "    ip daddr 224.0.0.0/4 udp dport >= 7400 @th,64,32 0x52545053 counter drop;\n"
+            "    ip daddr 224.0.0.0/4 counter drop;\n"
+            "  }\n"
             "}\n"
         )
         result = subprocess.run(
             ["ip", "netns", "exec", ns.name, "nft", "-f", "-"], input=rules, capture_output=True, text=True
         )
         assert result.returncode == 0, result.stderr
+        self._families[ns.name] = family
 
-    def multicast_dropped(self, ns: Namespace) -> int:
-        """Packets the rule of ``drop_multicast`` dropped in ``ns`` so far."""
-        result = ns.run("nft", "list", "chain", "inet", "loanbus_test", "input")
+    def multicast_dropped(self, ns: Namespace) -> tuple[int, int]:
+        """(RTPS, other) multicast packets the rule of ``drop_multicast`` dropped in ``ns``."""
+        result = ns.run("nft", "list", "chain", self._families[ns.name], "loanbus_test", "filter")
         assert result.returncode == 0, result.stderr
-        found = re.search(r"counter packets (\d+)", result.stdout)
-        assert found is not None, result.stdout
-        return int(found.group(1))
+        counts = [int(n) for n in re.findall(r"counter packets (\d+)", result.stdout)]
+        assert len(counts) == 2, result.stdout
+        return counts[0], counts[1]
 
     def close(self) -> None:
         for ns in self.namespaces:  # deleting a namespace deletes the veth ends inside it
