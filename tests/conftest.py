@@ -7,7 +7,9 @@ loanbus's loopback profile (inherited by every process a test starts) and drops
 ``CYCLONEDDS_URI`` (tests/remote/procs.py ``plain_cyclone_env``); one a test creates in
 its own process joins a domain a loanbus participant already configured.
 Tests of the default discovery run inside network namespaces of their own and remove both
-variables there (tests/remote/netns.py).
+variables there (tests/remote/netns.py). Run as root, the session also watches every
+interface but lo with packet sockets and fails if any RTPS datagram of its domains crossed
+one (tests/remote/rtps.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -54,14 +57,39 @@ def domain_id() -> int:
     return next(_domains)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Where the session may open packet sockets (root), watch every interface but lo for
+    RTPS datagrams of the session's domains for as long as it runs."""
+    if os.geteuid() == 0:
+        from tests.remote.rtps import PacketWatch, other_interfaces
+
+        session.config.stash[_WATCH] = PacketWatch(other_interfaces())
+
+
+def _leaked(session: pytest.Session) -> list[str]:
+    watch = session.config.stash.get(_WATCH, None)
+    if watch is None:
+        return []
+    watch.close()
+    domains = _domain_range()
+    return [
+        f"{p.interface}: {p.src}:{p.sport} -> {p.dst}:{p.dport}"
+        for p in watch.datagrams()
+        if any(p.in_domain(d) for d in domains)
+    ]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    left = _leftovers()
-    if left:
-        session.config.stash[_LEFT] = left
+    left, leaked = _leftovers(), _leaked(session)
+    session.config.stash[_LEFT] = left
+    session.config.stash[_LEAKED] = leaked
+    if left or leaked:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 _LEFT = pytest.StashKey[list[str]]()
+_LEAKED = pytest.StashKey[list[str]]()
+_WATCH = pytest.StashKey[Any]()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -71,3 +99,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for name in left:
             terminalreporter.write_line(f"/dev/shm/{name}")
         terminalreporter.write_line("FAILED: the suite left loanbus entries in /dev/shm")
+    leaked = terminalreporter.config.stash.get(_LEAKED, None)
+    if leaked:
+        terminalreporter.section("DDS traffic beyond loopback", red=True)
+        for line in leaked[:50]:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(
+            f"FAILED: {len(leaked)} RTPS datagram(s) of the session's domains crossed an interface "
+            "other than lo"
+        )

@@ -151,20 +151,28 @@ class PacketWatch:
         while True:
             ready, _, _ = select.select([*self._socks, self._stop_r], [], [])
             if self._stop_r in ready:
+                for sock in self._socks:  # what arrived before close() was called
+                    while self._receive(sock, block=False):
+                        pass
                 return
             for sock in ready:
-                try:
-                    data, addr = sock.recvfrom(65536)
-                except OSError:  # an interface that is down reports ENETDOWN once
-                    continue
-                found = parse(data, addr[1])
-                if found is not None:
-                    src, dst, sport, dport, prefix = found
-                    seen = Datagram(
-                        self._socks[sock], addr[2] == PACKET_OUTGOING, src, dst, sport, dport, prefix
-                    )
-                    with self._lock:
-                        self._seen.append(seen)
+                self._receive(sock, block=True)
+
+    def _receive(self, sock: socket.socket, *, block: bool) -> bool:
+        """Read one packet from ``sock`` and keep it if it is RTPS; False when none was there."""
+        try:
+            data, addr = sock.recvfrom(65536, 0 if block else socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:  # an interface that is down reports ENETDOWN once
+            return block
+        found = parse(data, addr[1])
+        if found is not None:
+            src, dst, sport, dport, prefix = found
+            seen = Datagram(self._socks[sock], addr[2] == PACKET_OUTGOING, src, dst, sport, dport, prefix)
+            with self._lock:
+                self._seen.append(seen)
+        return True
 
     def datagrams(self) -> list[Datagram]:
         with self._lock:
