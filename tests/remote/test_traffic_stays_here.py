@@ -11,6 +11,7 @@ shows that it fails a session whose traffic crosses another interface.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,3 +92,30 @@ def test_the_sessions_guard_fails_a_session_whose_dds_traffic_crosses_another_in
         assert f"{ns.dev}: " in out and "crossed an interface other than lo" in out, out
     else:
         assert result.returncode == 0 and "DDS traffic beyond loopback" not in out, out
+
+
+@pytest.mark.timeout(600)
+def test_the_demo_and_bench_keep_dds_on_lo_by_themselves(lab: Lab, domain_id: int) -> None:
+    # No configuration at all, in a namespace where the default profile would multicast on a veth.
+    ns = lab.namespace()
+    lab.link(ns, lab.namespace())
+    d = str(domain_id)
+    watch = spawn(["-m", "tests.remote.rtps", "--domain", d, str(ns.dev)], prefix=ns.cmd())
+    report(watch)  # watching
+
+    def loanbus_cli(*args: str) -> str:
+        argv = [*ns.cmd(), sys.executable, "-m", "loanbus.cli.main", *args, "--domain", d]
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{args}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+        return result.stdout
+
+    try:
+        demo = loanbus_cli("demo", "--seconds", "1")
+        loanbus_cli(
+            "bench", "--only", "loanbus,cyclone-floor", "--sizes", "64", "--iterations", "50", "--chunks", "1"
+        )
+    finally:
+        out, err = watch.communicate(timeout=60)
+    assert "frames taken" in demo
+    assert watch.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["datagrams"] == []
