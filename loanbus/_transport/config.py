@@ -88,7 +88,7 @@ def build_config(*, lease_duration: float, profile: str | None = None) -> str:
     ``LOANBUS_MULTICAST`` is 1 or 0 to force multicast on or off.
     """
     profile = profile_from_environment() if profile is None else check_profile(profile, "dds_profile")
-    if profile == LOOPBACK:
+    if profile != DEFAULT:  # the loopback profile
         ignored = [name for name in ADJUSTMENTS if os.environ.get(name)]
         if ignored:
             log.warning(
