@@ -59,7 +59,7 @@ def domain_id() -> int:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Where the session may open packet sockets (root), watch every interface but lo for
-    RTPS datagrams of the session's domains for as long as it runs."""
+    RTPS datagrams of the session's domains leaving this machine, for as long as it runs."""
     if os.geteuid() == 0:
         from tests.remote.rtps import PacketWatch, other_interfaces
 
@@ -75,7 +75,7 @@ def _leaked(session: pytest.Session) -> list[str]:
     return [
         f"{p.interface}: {p.src}:{p.sport} -> {p.dst}:{p.dport}"
         for p in watch.datagrams()
-        if any(p.in_domain(d) for d in domains)
+        if p.outgoing and any(p.in_domain(d) for d in domains)
     ]
 
 

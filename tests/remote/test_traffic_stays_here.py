@@ -4,7 +4,7 @@ A packet socket on every interface of the host's network namespace watches a sho
 exchange: a writer, a zero-copy reader and a by-value reader in processes of their own, a
 plain Cyclone DDS reader (given the loopback XML, as the suite gives every plain process),
 a plain participant in this process and ``loanbus ls``. Every RTPS datagram of the exchange
-must cross ``lo``, and none any other interface. The session's own guard (tests/conftest.py)
+must cross ``lo``, and none may leave by any other interface. The session's own guard (tests/conftest.py)
 watches the same way for as long as the suite runs; a session of its own in a namespace
 shows that it fails a session whose traffic crosses another interface.
 """
@@ -32,7 +32,7 @@ from .rtps import PacketWatch, guid_prefix, other_interfaces
 FRAMES = 5
 
 
-def test_no_rtps_packet_of_a_loanbus_exchange_crosses_another_interface_than_lo(domain_id: int) -> None:
+def test_no_rtps_packet_of_a_loanbus_exchange_leaves_by_another_interface_than_lo(domain_id: int) -> None:
     require("packet sockets", os.geteuid() == 0, "run the tests as root", NETNS, "need root")
     assert os.environ["LOANBUS_DDS_PROFILE"] == "loopback"  # the test configuration
     others = other_interfaces()
@@ -65,7 +65,7 @@ def test_no_rtps_packet_of_a_loanbus_exchange_crosses_another_interface_than_lo(
 
     ours = watch.of(domain_id, [guid_prefix(g) for g in guids])
     crossing_lo = [p for p in ours if p.interface == "lo"]
-    elsewhere = [p for p in ours if p.interface != "lo"]
+    elsewhere = [p for p in ours if p.interface != "lo" and p.outgoing]
     # The watch does see the exchange, on lo: it would see it anywhere else.
     assert len(crossing_lo) > 100 and {p.guid_prefix for p in crossing_lo} >= {guid_prefix(written["guid"])}
     assert elsewhere == [], f"RTPS datagrams of the exchange on {others}: {elsewhere[:10]}"
@@ -117,5 +117,28 @@ def test_the_demo_and_bench_keep_dds_on_lo_by_themselves(lab: Lab, domain_id: in
     finally:
         out, err = watch.communicate(timeout=60)
     assert "frames taken" in demo
+    assert watch.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["datagrams"] == []
+
+
+def test_cyclonedds_uri_replaces_the_profile(lab: Lab, domain_id: int) -> None:
+    # The default profile asked for, but CYCLONEDDS_URI names the loopback configuration:
+    # in a namespace where the default profile would multicast on a veth, nothing does.
+    ns = lab.namespace()
+    lab.link(ns, lab.namespace())
+    d = str(domain_id)
+    watch = spawn(["-m", "tests.remote.rtps", "--domain", d, str(ns.dev)], prefix=ns.cmd())
+    report(watch)  # watching
+    try:
+        env = {"LOANBUS_DDS_PROFILE": "default", **plain_cyclone_env()}
+        w = spawn([*PEER, "writer", "--domain", d, "--frames", "2", "--readers", "1"], prefix=ns.cmd(env=env))
+        r = spawn([*PEER, "reader", "--domain", d, "--frames", "2", "--by-value"], prefix=ns.cmd(env=env))
+        try:
+            got, _ = read_line_then_finish(r)
+        finally:
+            finish(w)
+    finally:
+        out, err = watch.communicate(timeout=60)
+    assert got["frames"] == [1, 2] and got["paths"] == ["by-value"]
     assert watch.returncode == 0, err
     assert json.loads(out.splitlines()[-1])["datagrams"] == []
