@@ -3,13 +3,13 @@ fails if any loanbus entry is left in /dev/shm.
 
 DDS traffic stays on this machine: before any participant exists, the session selects
 loanbus's loopback profile (inherited by every process a test starts) and drops
-``CYCLONEDDS_URI``. A plain Cyclone DDS process a test starts gets the same configuration through
-``CYCLONEDDS_URI`` (tests/remote/procs.py ``plain_cyclone_env``); one a test creates in
-its own process joins a domain a loanbus participant already configured.
-Tests of the default discovery run inside network namespaces of their own and remove both
+``CYCLONEDDS_URI``. A plain Cyclone DDS process a test starts gets the same configuration
+through ``CYCLONEDDS_URI`` (tests/remote/procs.py ``plain_cyclone_env``); one a test
+creates in its own process joins a domain a loanbus participant already configured. Tests
+of the default discovery run inside network namespaces of their own and remove both
 variables there (tests/remote/netns.py). Run as root, the session also watches every
-interface but lo with packet sockets and fails if any RTPS datagram of its domains crossed
-one (tests/remote/rtps.py).
+interface but lo with packet sockets and fails if an RTPS datagram to a port of its
+domains left by one (tests/remote/rtps.py).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _leaked(session: pytest.Session) -> list[str]:
     return [
         f"{p.interface}: {p.src}:{p.sport} -> {p.dst}:{p.dport}"
         for p in watch.datagrams()
-        if p.outgoing and any(p.in_domain(d) for d in domains)
+        if p.outgoing and any(p.to_domain(d) for d in domains)
     ]
 
 
@@ -105,6 +105,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for line in leaked[:50]:
             terminalreporter.write_line(line)
         terminalreporter.write_line(
-            f"FAILED: {len(leaked)} RTPS datagram(s) of the session's domains crossed an interface "
+            f"FAILED: {len(leaked)} RTPS datagram(s) to the session's domains left by an interface "
             "other than lo"
         )

@@ -89,8 +89,18 @@ class Datagram:
     guid_prefix: str  # 24 hex digits
 
     def in_domain(self, domain_id: int) -> bool:
-        first = FIRST_PORT + DOMAIN_GAIN * domain_id
-        return any(first <= port < first + DOMAIN_GAIN for port in (self.sport, self.dport))
+        """From or to a port of the block DDSI gives ``domain_id``."""
+        return any(_in_block(port, domain_id) for port in (self.sport, self.dport))
+
+    def to_domain(self, domain_id: int) -> bool:
+        """To a port of that block: every discovery announcement of the domain is (a sender's
+        own port may be any the kernel picked)."""
+        return _in_block(self.dport, domain_id)
+
+
+def _in_block(port: int, domain_id: int) -> bool:
+    first = FIRST_PORT + DOMAIN_GAIN * domain_id
+    return first <= port < first + DOMAIN_GAIN
 
 
 def parse(data: bytes, protocol: int) -> tuple[str, str, int, int, str] | None:

@@ -89,7 +89,7 @@ def test_the_sessions_guard_fails_a_session_whose_dds_traffic_crosses_another_in
     assert "1 passed" in out, out
     if caught:
         assert result.returncode == 1, out
-        assert f"{ns.dev}: " in out and "crossed an interface other than lo" in out, out
+        assert f"{ns.dev}: " in out and "left by an interface other than lo" in out, out
     else:
         assert result.returncode == 0 and "DDS traffic beyond loopback" not in out, out
 
