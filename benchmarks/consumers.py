@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import statistics
 import threading
 import time
@@ -213,6 +214,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20000, help="samples per stream")
     parser.add_argument("--chunks", type=int, default=3, help="alternations of the modes")
     args = parser.parse_args()
+    os.environ["LOANBUS_DDS_PROFILE"] = "loopback"  # one host: no DDS packet leaves lo
 
     lat = _interleaved(args.chunks, lambda tag, m: pingpong(args.domain, tag, m, args.rounds, args.warmup))
     thr = _interleaved(args.chunks, lambda tag, m: stream(args.domain, tag, m, args.count))

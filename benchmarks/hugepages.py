@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domain", type=int, default=0)
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
+    os.environ["LOANBUS_DDS_PROFILE"] = "loopback"  # one host: no DDS packet leaves lo
 
     try:
         with open(THP_SHMEM_SETTING) as f:

@@ -144,7 +144,7 @@ def _cy_setup(domain_id: int, mine: str, theirs: str) -> Any:
 
     from loanbus._transport.config import build_config
 
-    Domain(domain_id, build_config(lease_duration=10.0))
+    Domain(domain_id, build_config(lease_duration=10.0, profile="loopback"))
     dp = DomainParticipant(domain_id)
     # The same QoS as loanbus's reliable reference topic, so only the payload path differs.
     qos = Qos(Policy.Reliability.Reliable(10**9), Policy.History.KeepAll)
@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domain", type=int, default=20)
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
+    os.environ["LOANBUS_DDS_PROFILE"] = "loopback"  # one host: no DDS packet leaves lo
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print("one-way latency = ping-pong round trip / 2; 'Cyclone' = bare 12-byte pre-encoded message,")

@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd-tolerance", type=int, default=0, help="allowed growth of open fds per process")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
+    os.environ["LOANBUS_DDS_PROFILE"] = "loopback"  # one host: no DDS packet leaves lo
     if args.seconds <= 0 or args.samples <= 0 or args.readers < 1 or args.slots < 2:
         parser.error("--seconds and --samples must be positive, --readers >= 1, --slots >= 2")
     report = run(args)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from loanbus._lifetime import Closeable
 from loanbus._transport import TransportParticipant
+from loanbus._transport.config import DdsProfile
 
 
 class _Child(Protocol):
@@ -24,16 +25,29 @@ class DomainParticipant(Closeable):
     """Joins DDS domain ``domain_id``; closing it closes every writer and reader made in it.
 
     ``lease_duration`` (seconds) is how long peers wait before declaring this process dead
-    after it stops answering; the first participant of a domain in a process sets it.
+    after it stops answering. ``dds_profile`` is ``"default"`` (discover and be discovered
+    as a default-configured Cyclone DDS application) or ``"loopback"`` (``lo`` only, unicast
+    discovery, nothing leaves the host); unset, ``LOANBUS_DDS_PROFILE`` decides. The first
+    participant of a domain in a process sets both.
     """
 
-    def __init__(self, domain_id: int = 0, *, lease_duration: float | None = None) -> None:
+    def __init__(
+        self,
+        domain_id: int = 0,
+        *,
+        lease_duration: float | None = None,
+        dds_profile: DdsProfile | None = None,
+    ) -> None:
         if not isinstance(domain_id, int) or isinstance(domain_id, bool):
             raise TypeError(f"domain_id must be an int, not {domain_id!r}")
         if lease_duration is not None and lease_duration <= 0:
             raise ValueError(f"lease_duration must be positive, not {lease_duration}")
+        if dds_profile is not None and not isinstance(dds_profile, str):
+            raise TypeError(f"dds_profile must be 'default' or 'loopback', not {dds_profile!r}")
         self.domain_id = domain_id
-        self._transport = TransportParticipant(domain_id, lease_duration=lease_duration)
+        self._transport = TransportParticipant(
+            domain_id, lease_duration=lease_duration, dds_profile=dds_profile
+        )
         self._children: weakref.WeakSet[_Child] = weakref.WeakSet()
         self._topic_types: dict[str, tuple[str, bytes]] = {}  # topic name -> (type name, type hash)
         self._arm(

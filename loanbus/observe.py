@@ -112,18 +112,36 @@ def reader_path(
     return ", ".join(sorted(paths, key=(ZERO_COPY, BY_VALUE).index))
 
 
-def _endpoint(ep: DiscoveredEndpoint, here: str) -> tuple[EndpointView, dict[str, Any] | None] | None:
+def _twins(endpoints: list[DiscoveredEndpoint]) -> set[str]:
+    """The by-value twins of loanbus endpoints: plain-topic writers and readers with an advert
+    whose participant has an endpoint of the same kind on the topic's reference topic."""
+    n = len(REF_TOPIC_PREFIX)
+    refs = {
+        (e.participant_guid, e.kind, e.topic[n:]) for e in endpoints if e.topic.startswith(REF_TOPIC_PREFIX)
+    }
+    return {
+        e.guid
+        for e in endpoints
+        if (e.participant_guid, e.kind, e.topic) in refs and _advert.peek(e.user_data) is not None
+    }
+
+
+def _endpoint(
+    ep: DiscoveredEndpoint, here: str, twins: set[str]
+) -> tuple[EndpointView, dict[str, Any] | None] | None:
     """The view of one endpoint (its reader path filled in later) and its loanbus advert.
 
     None for loanbus's own statistics topic and for the by-value twin of a loanbus endpoint
-    (the plain-topic writer or reader that carries the same advert as its reference one)."""
+    (the reference-topic endpoint stands for both). A plain endpoint whose user data is a
+    copy of a loanbus advert (``cyclonedds subscribe`` copies the QoS of the writers it finds)
+    is shown as the plain endpoint it is."""
     on_ref = ep.topic.startswith(REF_TOPIC_PREFIX)
     topic = ep.topic[len(REF_TOPIC_PREFIX) :] if on_ref else ep.topic
-    if ep.topic == STATS_TOPIC or not topic:
+    if ep.topic == STATS_TOPIC or not topic or ep.guid in twins:
         return None
     doc = _advert.peek(ep.user_data)
-    if doc is not None and not on_ref:
-        return None  # the twin: the reference-topic endpoint stands for both
+    if doc is not None and (not on_ref or doc.get("kind") != ep.kind):
+        doc = None  # not this endpoint's own advert
     pid = doc.get("pid") if doc is not None else None
     host = doc.get("host") if doc is not None else None
     common: dict[str, Any] = {
@@ -188,7 +206,9 @@ class BusWatch:
                 return
 
     def view(self, domain_id: int) -> BusView:
-        found = [v for e in self._discovery.endpoints() if (v := _endpoint(e, self._here)) is not None]
+        discovered = self._discovery.endpoints()
+        twins = _twins(discovered)
+        found = [v for e in discovered if (v := _endpoint(e, self._here, twins)) is not None]
         adverts = {view.guid: doc for view, doc in found}
         endpoints = []
         for view, doc in found:

@@ -1,4 +1,5 @@
-"""Tests that need what ``pip install '.[test]'`` does not bring (a browser, torch).
+"""Tests that need what ``pip install '.[test]'`` does not bring (a browser, torch, root with
+network namespaces).
 
 Where it is missing such a test is skipped with a message that says how to enable it, so a
 user without root can run the whole suite. CI sets ``LOANBUS_REQUIRE_<WHAT>=1`` (see
@@ -14,15 +15,16 @@ import pytest
 
 BROWSER = "LOANBUS_REQUIRE_BROWSER"
 TORCH = "LOANBUS_REQUIRE_TORCH"
+NETNS = "LOANBUS_REQUIRE_NETNS"
 
 
-def require(what: str, present: bool, how: str, variable: str) -> None:
+def require(what: str, present: bool, how: str, variable: str, problem: str = "is not installed") -> None:
     """Skip the calling test (or fail it where ``variable`` is set) unless ``present``."""
     if present:
         return
     if os.environ.get(variable, "").strip() not in ("", "0"):
-        pytest.fail(f"{what} is not installed, and {variable}=1 requires it: {how}", pytrace=False)
-    pytest.skip(f"{what} is not installed: {how} to run this test")
+        pytest.fail(f"{what} {problem}, and {variable}=1 requires it: {how}", pytrace=False)
+    pytest.skip(f"{what} {problem}: {how} to run this test")
 
 
 def chromium() -> str:

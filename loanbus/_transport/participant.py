@@ -13,7 +13,7 @@ from cyclonedds.qos import Policy
 from cyclonedds.qos import Qos as _Qos
 from cyclonedds.topic import Topic as _Topic
 
-from loanbus._transport.config import build_config
+from loanbus._transport.config import build_config, check_profile, profile_from_environment
 from loanbus._transport.dds import _delete, _wrapped
 from loanbus._transport.refs import LoanRef
 from loanbus._transport.stats import StatsWriter
@@ -26,6 +26,7 @@ DEFAULT_LEASE = 10.0
 class _DomainUse:
     domain: Domain | None
     lease: float
+    profile: str
     users: int = 0
 
 
@@ -33,7 +34,7 @@ _domains: dict[int, _DomainUse] = {}
 _domains_lock = threading.Lock()
 
 
-def _acquire_domain(domain_id: int, lease_duration: float | None) -> None:
+def _acquire_domain(domain_id: int, lease_duration: float | None, profile: str | None) -> None:
     """Create the process's Cyclone domain with loanbus's configuration on first use.
 
     The domain is deleted again when its last participant closes. With ``CYCLONEDDS_URI``
@@ -43,19 +44,29 @@ def _acquire_domain(domain_id: int, lease_duration: float | None) -> None:
         raise ValueError(f"domain_id must be within 0..232, not {domain_id}")
     env_lease = os.environ.get("LOANBUS_LEASE_DURATION")
     lease = lease_duration or (float(env_lease) if env_lease else DEFAULT_LEASE)
+    if profile is not None:
+        check_profile(profile, "dds_profile")
     with _domains_lock:
         use = _domains.get(domain_id)
         if use is None:
+            chosen = profile if profile is not None else profile_from_environment()
             domain: Domain | None = None
             if not os.environ.get("CYCLONEDDS_URI"):
-                with _wrapped(f"create domain {domain_id}"):
-                    domain = Domain(domain_id, build_config(lease_duration=lease))
-            use = _domains[domain_id] = _DomainUse(domain, lease)
-        elif lease_duration is not None and abs(use.lease - lease_duration) > 1e-9:
-            raise ValueError(
-                f"domain {domain_id} already runs with lease_duration={use.lease:g} s in this "
-                f"process; a participant cannot ask for {lease_duration:g} s"
-            )
+                xml = build_config(lease_duration=lease, profile=chosen)
+                with _wrapped(f"create domain {domain_id} ({chosen} profile)"):
+                    domain = Domain(domain_id, xml)
+            use = _domains[domain_id] = _DomainUse(domain, lease, chosen)
+        else:
+            if lease_duration is not None and abs(use.lease - lease_duration) > 1e-9:
+                raise ValueError(
+                    f"domain {domain_id} already runs with lease_duration={use.lease:g} s in this "
+                    f"process; a participant cannot ask for {lease_duration:g} s"
+                )
+            if profile is not None and profile != use.profile:
+                raise ValueError(
+                    f"domain {domain_id} already runs with dds_profile={use.profile!r} in this "
+                    f"process; a participant cannot ask for {profile!r}"
+                )
         use.users += 1
 
 
@@ -76,9 +87,11 @@ class TransportParticipant:
     _dp: _Participant | None = None
     _stats: StatsWriter | None = None
 
-    def __init__(self, domain_id: int, *, lease_duration: float | None = None) -> None:
+    def __init__(
+        self, domain_id: int, *, lease_duration: float | None = None, dds_profile: str | None = None
+    ) -> None:
         self._stats_lock = threading.Lock()
-        _acquire_domain(domain_id, lease_duration)
+        _acquire_domain(domain_id, lease_duration, dds_profile)
         self.domain_id = domain_id
         try:
             program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"

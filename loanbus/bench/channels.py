@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -206,7 +206,10 @@ def _qos(comparison: str, mode: str) -> loanbus.Qos:
     )
 
 
-# Cyclone DDS's defaults, except what discovery on loopback needs (it has no multicast).
+#: Every comparison runs on one host, and no DDS packet of a measurement leaves it.
+PROFILE: Literal["loopback"] = "loopback"
+
+# Cyclone DDS's defaults, except that discovery is unicast on loopback as with PROFILE.
 CYCLONE_DEFAULTS = (
     '<CycloneDDS xmlns="https://cdds.io/config"><Domain Id="any"><General>'
     '<Interfaces><NetworkInterface name="lo" /></Interfaces><AllowMulticast>false</AllowMulticast>'
@@ -226,7 +229,7 @@ class LoanbusEndpoint:
         qos = _qos(comparison, mode)
         if comparison == "loanbus-by-value-defaults":
             os.environ["CYCLONEDDS_URI"] = CYCLONE_DEFAULTS  # this worker process only
-        self._dp = loanbus.DomainParticipant(domain_id=args["domain"])
+        self._dp = loanbus.DomainParticipant(domain_id=args["domain"], dds_profile=PROFILE)
         send, recv = directions(mode, role)
         self._w = self._r = None
         if send is not None:
@@ -285,7 +288,7 @@ class CycloneEndpoint:
         self._cdr = np.zeros(4 + nbytes, np.uint8)
         self._cdr[1] = 1  # CDR little-endian encapsulation header: 00 01 00 00
         self._buf = self._cdr.data
-        self._dp = TransportParticipant(args["domain"])
+        self._dp = TransportParticipant(args["domain"], dds_profile=PROFILE)
         send, recv = directions(mode, role)
         name = args["topic"]
         self._ch = RawChannel(self._dp, nbytes, name + send if send else None, name + recv if recv else None)

@@ -15,7 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, Literal, NamedTuple, NoReturn
 
 import numpy as np
 import rich_click as click
@@ -30,6 +30,8 @@ FRAME = loanbus.ShmemType(
     np.dtype([("frame", "<u8"), ("width", "<u4"), ("height", "<u4"), ("pixels", "u1", (1080, 1920, 3))]),
 )
 TOPIC_PREFIX = "loanbus_demo_frames"
+#: Both children run on this host: DDS stays on loopback (unless CYCLONEDDS_URI says otherwise).
+PROFILE: Literal["loopback"] = "loopback"
 STRIPE = 8
 #: Most seconds the children wait for each other (DDS discovery) before they give up.
 MATCH_TIMEOUT = 30.0
@@ -127,7 +129,7 @@ def producer(
 
     def run() -> None:
         try:
-            with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+            with loanbus.DomainParticipant(domain_id=domain_id, dds_profile=PROFILE) as dp:
                 writer = loanbus.DataWriter(loanbus.Topic(dp, topic, FRAME), qos=_qos(reliable))
                 n, elapsed = 0, 0.0
                 if _until(lambda t: writer.wait_for_readers(1, timeout=t), stop, MATCH_TIMEOUT) and _until(
@@ -174,7 +176,7 @@ def consumer(domain_id: int, topic: str, reliable: bool, events: Events, out: An
     go, stop, finished, _done = events
 
     def run() -> None:
-        with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+        with loanbus.DomainParticipant(domain_id=domain_id, dds_profile=PROFILE) as dp:
             reader = loanbus.DataReader(loanbus.Topic(dp, topic, FRAME), qos=_qos(reliable))
             if _until(lambda t: reader.wait_for_writers(1, timeout=t), stop, MATCH_TIMEOUT):
                 go.set()

@@ -81,3 +81,12 @@ def test_pub_gives_up_with_one_line_when_the_readers_it_waits_for_do_not_come(do
         result.stderr.strip()
         == "loanbus pub: error: fewer than 1 reader(s) of 'lonely' appeared within 0.5 s"
     )
+
+
+def test_an_unknown_dds_profile_is_one_line_naming_the_variable(domain_id: int) -> None:
+    result = run("ls", "--domain", str(domain_id), env={"LOANBUS_DDS_PROFILE": "lo"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"loanbus ls: error: cannot join DDS domain {domain_id}: LOANBUS_DDS_PROFILE is 'lo', not a "
+        "profile: use 'default' or 'loopback'"
+    ]

@@ -144,3 +144,42 @@ def test_ls_names_a_by_value_reader_and_lists_each_loanbus_endpoint_once(domain_
     finally:
         done.set()
         join_ok(proc)
+
+
+def test_ls_lists_a_plain_reader_that_copied_a_loanbus_writers_qos_as_the_plain_reader_it_is(
+    domain_id: int,
+) -> None:
+    # cyclonedds subscribe gives its reader the QoS of the writers it finds, user data too.
+    from cyclonedds.domain import DomainParticipant as PlainParticipant
+    from cyclonedds.qos import Policy, Qos
+    from cyclonedds.sub import DataReader as PlainReader
+    from cyclonedds.topic import Topic as PlainTopic
+
+    from loanbus import _advert
+    from loanbus._lifetime import wait_until
+    from loanbus._transport.dds import _delete
+
+    with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+        writer = loanbus.DataWriter(loanbus.Topic(dp, TOPIC, SMALL), qos=RELIABLE)
+        plain = PlainParticipant(domain_id)  # in the domain loanbus configured
+        try:
+            copied = Qos(
+                Policy.Reliability.Reliable(0), Policy.Userdata(_advert.encode_writer(writer._advert))
+            )
+            reader_ = PlainReader(plain, PlainTopic(plain, TOPIC, writer._value_type.twin), qos=copied)
+            assert wait_until(lambda: [m.path for m in writer.matched_readers()] == ["by-value"], 30)
+
+            def complete(doc: dict[str, Any]) -> bool:
+                topic = _topic(doc)
+                return topic is not None and len(topic["writers"]) == 1 and len(topic["readers"]) == 1
+
+            doc = poll_json(
+                ["ls", "--domain", str(domain_id), "--json"], complete, "discovery of the endpoints"
+            )
+            topic = _topic(doc)
+            assert topic is not None
+            (reader,) = topic["readers"]
+            assert (reader["loanbus"], reader["path"], reader["pid"]) == (False, "by-value", None)
+            assert reader["type_name"] == SMALL.name and reader["guid"] == str(reader_.guid)
+        finally:
+            _delete(plain)

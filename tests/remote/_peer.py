@@ -53,7 +53,13 @@ def writer(domain: int, frames: int, readers: int) -> None:
             np.add(BASE, i % 256, out=image.pixels, casting="unsafe")
             w.write(loan)
         elapsed = time.perf_counter() - started
-        print(json.dumps({"paths": paths, "seconds": elapsed, "stats": asdict(w.statistics())}), flush=True)
+        info = {
+            "paths": paths,
+            "seconds": elapsed,
+            "stats": asdict(w.statistics()),
+            "guid": dp.transport.guid,
+        }
+        print(json.dumps(info), flush=True)
         sys.stdin.read()  # the test closes stdin once the readers are done
 
 
@@ -75,7 +81,13 @@ def reader(domain: int, frames: int, by_value: bool) -> None:
                 bad += not ok
                 seen.append(image.sequence)
                 r.return_loan(sample)
-        info = {"paths": paths, "frames": seen, "bad": bad, "stats": asdict(r.statistics())}
+        info = {
+            "paths": paths,
+            "frames": seen,
+            "bad": bad,
+            "stats": asdict(r.statistics()),
+            "guid": dp.transport.guid,
+        }
         print(json.dumps(info), flush=True)
 
 

@@ -4,11 +4,15 @@
     python plain_peer.py writer --domain D --frames N
 
 It imports only cyclonedds and numpy and spells the IDL type ``camera::Image`` out itself,
-as any Cyclone DDS user would. The Cyclone configuration comes from ``CYCLONEDDS_URI``.
+as any Cyclone DDS user would. The Cyclone configuration comes from ``CYCLONEDDS_URI``, or
+is Cyclone's default where it is unset. A process started by the test suite on the host's
+network (``LOANBUS_DDS_PROFILE=loopback`` inherited) refuses to run with the default, which
+would send discovery beyond loopback.
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -69,7 +73,8 @@ def reader(domain: int, frames: int) -> None:
             seen.append(sample.sequence)
             bad += sample.width != 1920 or sample.pixels != pattern(sample.sequence)
         time.sleep(0.01)
-    print(json.dumps({"frames": seen, "bad": bad, "loanbus_imported": "loanbus" in sys.modules}), flush=True)
+    info = {"frames": seen, "bad": bad, "loanbus_imported": "loanbus" in sys.modules, "guid": str(dp.guid)}
+    print(json.dumps(info), flush=True)
 
 
 def writer(domain: int, frames: int) -> None:
@@ -86,11 +91,14 @@ def writer(domain: int, frames: int) -> None:
         time.sleep(0.05)
     for i in range(1, frames + 1):
         w.write(Image(1920, 1080, 5760, PixelFormat.RGB8, PIXELS, i, pattern(i)))
-    print(json.dumps({"written": frames, "loanbus_imported": "loanbus" in sys.modules}), flush=True)
+    info = {"written": frames, "loanbus_imported": "loanbus" in sys.modules, "guid": str(dp.guid)}
+    print(json.dumps(info), flush=True)
     sys.stdin.read()
 
 
 if __name__ == "__main__":
+    if os.environ.get("LOANBUS_DDS_PROFILE") == "loopback" and not os.environ.get("CYCLONEDDS_URI"):
+        sys.exit("plain_peer: the suite runs on loopback here: pass CYCLONEDDS_URI (procs.plain_cyclone_env)")
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["writer", "reader"])
     parser.add_argument("--domain", type=int, required=True)

@@ -9,15 +9,16 @@ import sys
 import numpy as np
 
 import loanbus
-from loanbus._transport.config import build_config
+
+from .procs import LOOPBACK_XML
 
 FRAME = loanbus.ShmemType("tools::Frame", np.dtype([("seq", "<u8"), ("pixels", "u1", (64,))]))
 CYCLONEDDS = os.path.join(os.path.dirname(sys.executable), "cyclonedds")
 
 
 def _tool(command: str, domain_id: int) -> str:
-    """Run ``cyclonedds COMMAND`` on the domain with loanbus's discovery configuration."""
-    env = dict(os.environ, CYCLONEDDS_URI=build_config(lease_duration=10.0), COLUMNS="400")
+    """Run ``cyclonedds COMMAND`` on the domain with the loopback profile's configuration."""
+    env = dict(os.environ, CYCLONEDDS_URI=LOOPBACK_XML, COLUMNS="400")
     args = [CYCLONEDDS, command, "-i", str(domain_id), "-r", "2s", "--suppress-progress-bar"]
     result = subprocess.run([*args, "--color", "none"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

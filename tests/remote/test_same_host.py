@@ -19,9 +19,8 @@ from cyclonedds.topic import Topic as PlainTopic
 
 import loanbus
 from loanbus._lifetime import wait_until
-from loanbus._transport.config import build_config
 
-from .procs import PEER, PLAIN, finish, read_line_then_finish, report, spawn
+from .procs import PEER, PLAIN, finish, plain_cyclone_env, read_line_then_finish, report, spawn
 
 FRAMES = 20
 
@@ -83,13 +82,8 @@ def test_a_reader_running_as_another_user_falls_back_to_by_value(domain_id: int)
     assert written["stats"]["by_value_writes"] == FRAMES and written["stats"]["attached_readers"] == 0
 
 
-def _plain_env() -> dict[str, str]:
-    """The plain application runs with the configuration loanbus ships (so they discover)."""
-    return {"CYCLONEDDS_URI": build_config(lease_duration=10.0)}
-
-
 def test_a_plain_cyclone_reader_receives_what_a_loanbus_writer_writes(domain_id: int) -> None:
-    plain = spawn([*PLAIN, "reader", "--domain", str(domain_id), "--frames", "5"], env=_plain_env())
+    plain = spawn([*PLAIN, "reader", "--domain", str(domain_id), "--frames", "5"], env=plain_cyclone_env())
     report(plain)  # ready
     w = spawn([*PEER, "writer", "--domain", str(domain_id), "--frames", "5", "--readers", "1"])
     try:
@@ -104,7 +98,7 @@ def test_a_plain_cyclone_reader_receives_what_a_loanbus_writer_writes(domain_id:
 
 def test_a_loanbus_reader_receives_what_a_plain_cyclone_writer_writes(domain_id: int) -> None:
     r = spawn([*PEER, "reader", "--domain", str(domain_id), "--frames", "5"])
-    plain = spawn([*PLAIN, "writer", "--domain", str(domain_id), "--frames", "5"], env=_plain_env())
+    plain = spawn([*PLAIN, "writer", "--domain", str(domain_id), "--frames", "5"], env=plain_cyclone_env())
     try:
         got, _ = read_line_then_finish(r)
         written = report(plain)
