@@ -307,3 +307,17 @@ def test_what_a_writer_wrote_just_before_it_closed_is_still_taken(domain_id: int
         reader.return_loan(got)
         assert reader.take() == [] and reader.statistics().lost_writers == 1
         assert reader.statistics().mapped_pools == 0  # released once everything was taken
+
+
+@pytest.mark.parametrize("value", ["4095", "1MiB", "-1"])
+def test_an_inbox_size_that_is_not_a_pipe_size_is_refused_by_the_reader(
+    domain_id: int, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOANBUS_INBOX_BYTES", value)
+    with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+        topic = loanbus.Topic(dp, "sizes", SMALL)
+        with pytest.raises(ValueError, match=f"LOANBUS_INBOX_BYTES='{value}': give a pipe size in bytes"):
+            loanbus.DataReader(topic)
+        monkeypatch.setenv("LOANBUS_INBOX_BYTES", "65536")
+        with loanbus.DataReader(topic) as reader:
+            assert reader._inbox.capacity == 65536
