@@ -215,11 +215,12 @@ def test_a_late_by_value_reader_of_a_transient_local_writer_takes_the_newest_sam
         join_ok(proc, timeout=120)
 
 
-def _depth_writer(domain_id: int, reliability: str, out: Any, go: Any) -> None:
+def _depth_writer(domain_id: int, reliability: str, out: Any, matched: Any, go: Any) -> None:
     qos = loanbus.Qos(reliability=loanbus.Reliability[reliability], history_depth=3, max_samples=4)
     with loanbus.DomainParticipant(domain_id=domain_id) as dp:
         writer = loanbus.DataWriter(loanbus.Topic(dp, "depth", SMALL), qos)
         assert writer.wait_for_readers(1, timeout=60)
+        assert matched.wait(60)  # the reader matched this writer too: best effort drops nothing yet
         for value in range(1, 11):
             loan = writer.get_loan()
             loan.data["value"] = value
@@ -233,14 +234,16 @@ def test_a_best_effort_reader_that_lags_keeps_the_newest_history_depth_samples(
     domain_id: int, by_value: bool
 ) -> None:
     """Both paths keep the same newest samples for a best-effort reader that does not take."""
-    out, go = CTX.Queue(), CTX.Event()
-    proc = start(_depth_writer, domain_id, "BEST_EFFORT", out, go)
+    out, matched, go = CTX.Queue(), CTX.Event(), CTX.Event()
+    proc = start(_depth_writer, domain_id, "BEST_EFFORT", out, matched, go)
     try:
         qos = loanbus.Qos(
             reliability=loanbus.Reliability.BEST_EFFORT, history_depth=3, max_samples=4, by_value=by_value
         )
         with loanbus.DomainParticipant(domain_id=domain_id) as dp:
             reader = loanbus.DataReader(loanbus.Topic(dp, "depth", SMALL), qos)
+            assert reader.wait_for_writers(1, timeout=60)
+            matched.set()
             assert out.get(timeout=120) == (10 if by_value else 0)
             depth = qos.reader_depth
             assert depth is not None
