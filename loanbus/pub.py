@@ -21,6 +21,7 @@ from loanbus._lifetime import Closeable, wait_until
 from loanbus._proc import host_identity
 from loanbus._shm import SegmentError
 from loanbus._sinks import Sinks
+from loanbus._spin import spin_ns
 from loanbus._transport import (
     EndpointQos,
     Link,
@@ -136,6 +137,7 @@ class DataWriter(Closeable, Generic[T]):
         self.topic = topic
         participant = topic.participant
         stype = topic.shmem_type
+        self._spin_ns = spin_ns()  # a get_loan that waits for a returned slot looks this long first
         # A crashed writer of this topic may have left its pool behind: the next writer reaps it.
         reap_dead(topic_prefix(participant.domain_id, topic.name))
         self._pool = pool = self._create_pool(participant.domain_id, stype, qos)
@@ -276,7 +278,9 @@ class DataWriter(Closeable, Generic[T]):
             sinks = self._sinks
             assert sinks is not None
             try:
-                slot = pool.acquire(wait, before_try=self._sync_readers, wait=sinks.wait)
+                slot = pool.acquire(
+                    wait, before_try=self._sync_readers, wait=sinks.wait, spin_ns=self._spin_ns
+                )
             except LoanTimeoutError as exc:
                 raise LoanTimeoutError(self._describe_holders(exc.holders), exc.holders) from None
         loan = Loan(self, slot, pool.sequences[slot], pool.payloads[slot])

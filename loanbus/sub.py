@@ -19,6 +19,7 @@ from loanbus._lifetime import Closeable, wait_until
 from loanbus._notify import DataNotifier, unwatch, watch
 from loanbus._proc import host_identity
 from loanbus._sources import CopySource, Source, Sources
+from loanbus._spin import spin_ns
 from loanbus._transport import EndpointQos, Inbox, Record, RefReader, ValueMessage, ValueReader, value_type
 from loanbus.errors import LoanStateError, TransportError
 from loanbus.qos import Qos
@@ -117,7 +118,7 @@ class DataReader(Closeable, Generic[T]):
             user_data=_advert.encode_reader(advert),
             name=f"loanbus reader {topic.name} (references)",
         )
-        self._inbox = inbox = Inbox()
+        self._inbox = inbox = Inbox(spin_ns())  # a waiting take looks this long before it sleeps
         self._read = inbox.read
         self._wait = inbox.wait
         self._queue: deque[Record] = deque()  # records read from the inbox, not handed out yet

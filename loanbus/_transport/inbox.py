@@ -16,17 +16,21 @@ from __future__ import annotations
 import array
 import errno
 import fcntl
+import functools
 import os
 import select
 import socket
 import struct
+import time
 
+from loanbus._spin import spin
 from loanbus._transport import wire
 
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 DEFAULT_CAPACITY = 1 << 20
 CAPACITY_ENV = "LOANBUS_INBOX_BYTES"
 _READ_CHUNK = 64 * wire.RECORD_SIZE
+_clock = time.perf_counter_ns
 _FOREVER = (2**31 - 1) / 1000.0  # seconds: poll() waits at most this long, else for ever
 
 _SIZE = wire.RECORD_SIZE
@@ -72,7 +76,9 @@ class Inbox:
     _r: int = -1
     _w: int = -1
 
-    def __init__(self) -> None:
+    def __init__(self, spin_ns: int = 0) -> None:
+        self.spin_ns = spin_ns  # how long ``wait`` looks before it sleeps (loanbus._spin)
+        self._spinning = spin_ns > 0
         self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         wanted = inbox_capacity()
         try:
@@ -82,6 +88,7 @@ class Inbox:
         self.capacity = fcntl.fcntl(self._r, fcntl.F_GETPIPE_SZ)
         self._poll = select.poll()
         self._poll.register(self._r, select.POLLIN)
+        self._look = functools.partial(self._poll.poll, 0)
         self._tail = b""
         self.malformed = 0  # records refused because they are not loanbus records
 
@@ -135,12 +142,27 @@ class Inbox:
 
     def wait(self, timeout: float | None) -> bool:
         """Block until the inbox is readable or ``timeout`` seconds pass (None or more than
-        poll() can say: for ever)."""
+        poll() can say: for ever).
+
+        Spins up to ``spin_ns`` first (at most ``timeout``) when the previous wait was short
+        enough for a spin to have seen its record; a wait that was longer turns spinning off
+        until a wait is short again, so a slow stream does not pay for spins that never find
+        anything."""
+        spin_ns = self.spin_ns
+        if spin_ns:
+            start = _clock()
+            if self._spinning and (timeout is None or timeout > 0.0):
+                budget = spin_ns if timeout is None else min(spin_ns, int(timeout * 1e9))
+                if spin(self._look, budget):
+                    return True
         ms = -1 if timeout is None or timeout >= _FOREVER else max(int(timeout * 1000.0 + 0.999), 0)
         try:
-            return bool(self._poll.poll(ms))
+            ready = bool(self._poll.poll(ms))
         except InterruptedError:  # pragma: no cover - PEP 475 retries; a signal handler raised
             return False
+        if spin_ns:
+            self._spinning = _clock() - start < spin_ns
+        return ready
 
     def wake(self) -> None:
         """Write a wake record (from any thread); a full inbox needs no more waking."""

@@ -94,9 +94,16 @@ COMPARISONS: dict[str, Comparison] = {
             "loanbus",
             "loanbus zero-copy",
             "get_loan, touch byte 0, write; take, read byte 0, is_data_consistent, return_loan. "
-            "Reliable QoS; references through the local path (the reader's inbox, a pipe), the "
-            "reader blocking in poll() on it; max_samples=2 for latency, 32 for throughput (the "
-            "reader takes up to 32 at a time).",
+            "Reliable QoS; references through the local path (the reader's inbox, a pipe); a "
+            "waiting take looks at the inbox for up to 50 µs before it blocks in poll() "
+            "(LOANBUS_SPIN_US, docs/configuration.md); max_samples=2 for latency, 32 for "
+            "throughput (the reader takes up to 32 at a time).",
+        ),
+        Comparison(
+            "loanbus-sleep",
+            "loanbus, no spin",
+            "As loanbus, with LOANBUS_SPIN_US=0: a waiting take blocks in poll() at once and the "
+            "kernel wakes it for each reference (as iceoryx2's and posix-shm's waits are woken).",
         ),
         Comparison(
             "loanbus-dds",
@@ -229,6 +236,8 @@ class LoanbusEndpoint:
         qos = _qos(comparison, mode)
         if comparison == "loanbus-by-value-defaults":
             os.environ["CYCLONEDDS_URI"] = CYCLONE_DEFAULTS  # this worker process only
+        if comparison == "loanbus-sleep":
+            os.environ["LOANBUS_SPIN_US"] = "0"  # this worker process only
         self._dp = loanbus.DomainParticipant(domain_id=args["domain"], dds_profile=PROFILE)
         send, recv = directions(mode, role)
         self._w = self._r = None
@@ -527,6 +536,7 @@ _ENDPOINTS: dict[str, Callable[..., Endpoint]] = {
     "loanbus": LoanbusEndpoint,
     "loanbus-be": LoanbusEndpoint,
     "loanbus-dds": LoanbusEndpoint,
+    "loanbus-sleep": LoanbusEndpoint,
     "loanbus-huge": LoanbusEndpoint,
     "loanbus-by-value": LoanbusEndpoint,
     "loanbus-by-value-defaults": LoanbusEndpoint,

@@ -84,18 +84,31 @@ class Target:
 
 
 def targets(records: list[dict[str, Any]]) -> list[Target]:
-    """loanbus's performance targets, each with the value measured in this run (None: not measured)."""
-    floor = latency_ratio(records, "cyclone-floor", FRAME)
+    """loanbus's performance targets, each with the value measured in this run (None: not measured).
+
+    Ratios of latencies are medians of per-chunk ratios (chunks alternate between comparisons,
+    so each ratio compares measurements taken under the same machine load)."""
+    iox = latency_ratio(records, "iceoryx2", FRAME)
+    shm = latency_ratio(records, "posix-shm", FRAME)
     lb_small = _find(records, "loanbus", SMALLEST, "latency")
     lb_large = _find(records, "loanbus", LARGEST, "latency")
     flat = lb_large["median_us"] / lb_small["median_us"] if lb_small and lb_large else None
     rel = _find(records, "loanbus", FRAME, "stream")
+    iox_stream = _find(records, "iceoryx2", FRAME, "stream")
     be = _find(records, "loanbus-be", FRAME, "stream")
+    stream_x = rel["samples_per_s"] / iox_stream["samples_per_s"] if rel and iox_stream else None
     return [
         Target(
-            "6.2 MB median latency within 1.2x of the bare Cyclone message (loanbus / Cyclone 12 B)",
-            1 / floor if floor else None,
-            1.2,
+            "6.2 MB median latency at most 1.0x iceoryx2's (loanbus / iceoryx2; stretch 0.8x)",
+            1 / iox if iox else None,
+            1.0,
+            True,
+            "x",
+        ),
+        Target(
+            "6.2 MB median latency at most 3x the POSIX shm + semaphore ping-pong",
+            1 / shm if shm else None,
+            3.0,
             True,
             "x",
         ),
@@ -115,11 +128,32 @@ def targets(records: list[dict[str, Any]]) -> list[Target]:
         ),
         Target(f"flat: 64 MiB median / 64 B median at most {FLAT_BOUND}x", flat, FLAT_BOUND, True, "x"),
         Target(
-            "6.2 MB: at least 50,000 samples/s, one writer and one reader, reliable",
+            "6.2 MB reliable stream, one writer and one reader: at least 0.5x iceoryx2's rate",
+            stream_x,
+            0.5,
+            False,
+            "x",
+        ),
+        Target(
+            "6.2 MB reliable stream, one writer and one reader: at least 150,000 samples/s",
             rel["samples_per_s"] if rel else None,
-            50_000,
+            150_000,
             False,
             " samples/s",
+        ),
+        Target(
+            "6.2 MB reliable stream: writer CPU per sample at most 10 µs",
+            rel["writer_cpu_us"] if rel else None,
+            10.0,
+            True,
+            " µs",
+        ),
+        Target(
+            "6.2 MB reliable stream: reader CPU per sample at most 10 µs",
+            rel["reader_cpu_us"] if rel else None,
+            10.0,
+            True,
+            " µs",
         ),
         Target(
             "6.2 MB: at least 50,000 samples/s, one writer and one reader, best effort",

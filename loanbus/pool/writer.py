@@ -99,6 +99,7 @@ class WriterPool:
         self.writer_guid = writer_guid
         self.layout = layout = L.Layout.compute(slot_count, reader_rows, stype.itemsize)
         self.stats = WriterPoolStatistics()
+        self._spinning = True  # the last wait for a returned slot was short enough to spin for
         self._fd = -1
         #: What a reader proves it read when it registers (docs/shm-layout.md).
         self.registration_key = os.urandom(L.KEY_SIZE)
@@ -241,13 +242,16 @@ class WriterPool:
         timeout: float,
         before_try: Callable[[], None] | None = None,
         wait: Callable[[float], object] | None = None,
+        spin_ns: int = 0,
     ) -> int:
         """Like ``try_acquire`` but waits up to ``timeout`` s for readers to return slots.
 
         ``before_try`` runs before every attempt (the DataWriter attaches and detaches readers
         there); ``wait(seconds)`` blocks until a reader may have returned a slot (the DataWriter
         polls its readers' connections), or sleeps when None. While waiting, every attached
-        reader's waiting word is 1, so a reader that returns a slot rings the writer.
+        reader's waiting word is 1, so a reader that returns a slot rings the writer. Before it
+        waits it looks for a returned slot for ``spin_ns`` nanoseconds (loanbus._spin), when
+        the previous wait was that short.
         """
         if before_try is not None:
             before_try()
@@ -255,6 +259,34 @@ class WriterPool:
         if slot is not None:
             return slot
         self.stats.blocked_loans += 1
+        clock = time.perf_counter_ns
+        start = clock()
+        if spin_ns > 0 and self._spinning:
+            end = start + min(spin_ns, int(timeout * 1e9))
+            while clock() < end:
+                slot = self.try_acquire()
+                if slot is not None:
+                    return slot
+        slot = self._wait_for_slot(timeout, before_try, wait)
+        if spin_ns > 0:
+            self._spinning = clock() - start < spin_ns
+        if slot is not None:
+            return slot
+        self.stats.loan_timeouts += 1
+        holders = self.holders()
+        raise LoanTimeoutError(
+            f"get_loan() timed out after {timeout:g} s: every reusable slot of pool "
+            f"{self.name} is held by reader(s) {', '.join(holders) or '(none)'}",
+            holders,
+        )
+
+    def _wait_for_slot(
+        self,
+        timeout: float,
+        before_try: Callable[[], None] | None,
+        wait: Callable[[float], object] | None,
+    ) -> int | None:
+        """A slot once a reader returned one, or None after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         # The handshake (waiting word vs. hold cells) is a store followed by a load on both
         # sides, which x86-64 may reorder; a missed wake-up costs at most one re-check interval,
@@ -271,7 +303,7 @@ class WriterPool:
                     return slot
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    break
+                    return None
                 step = min(remaining, interval)
                 if wait is not None:
                     wait(step)
@@ -280,13 +312,6 @@ class WriterPool:
                 interval = min(interval * 2, 0.05)
         finally:
             self._set_waiting(0)
-        self.stats.loan_timeouts += 1
-        holders = self.holders()
-        raise LoanTimeoutError(
-            f"get_loan() timed out after {timeout:g} s: every reusable slot of pool "
-            f"{self.name} is held by reader(s) {', '.join(holders) or '(none)'}",
-            holders,
-        )
 
     def _set_waiting(self, value: int) -> None:
         for reader in self._readers.values():
