@@ -149,3 +149,16 @@ def test_a_writer_spins_for_a_slot_returned_soon_and_sleeps_after_a_long_wait() 
     finally:
         writer.close()
         holds.close()
+
+
+def test_an_endless_wait_spins_as_any_other(inbox: Inbox) -> None:
+    threading.Timer(0.01, os.write, (inbox.write_fd, _record())).start()
+    assert inbox.wait(float("inf"))
+    writer, holds = _full_pool()
+    try:
+        seen = _return_when(writer, holds, lambda: True)
+        assert writer.acquire(float("inf"), spin_ns=500_000_000) == 0
+        assert seen == [0]
+    finally:
+        writer.close()
+        holds.close()

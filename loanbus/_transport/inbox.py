@@ -152,7 +152,7 @@ class Inbox:
         if spin_ns:
             start = _clock()
             if self._spinning and (timeout is None or timeout > 0.0):
-                budget = spin_ns if timeout is None else min(spin_ns, int(timeout * 1e9))
+                budget = spin_ns if timeout is None or timeout * 1e9 >= spin_ns else int(timeout * 1e9)
                 if spin(self._look, budget):
                     return True
         ms = -1 if timeout is None or timeout >= _FOREVER else max(int(timeout * 1000.0 + 0.999), 0)

@@ -262,7 +262,7 @@ class WriterPool:
         clock = time.perf_counter_ns
         start = clock()
         if spin_ns > 0 and self._spinning:
-            end = start + min(spin_ns, int(timeout * 1e9))
+            end = start + (spin_ns if timeout * 1e9 >= spin_ns else int(timeout * 1e9))
             while clock() < end:
                 slot = self.try_acquire()
                 if slot is not None:
