@@ -237,7 +237,10 @@ class DataReader(Closeable, Generic[T]):
         out = self._admit(records, self._sources.by_index, dds=False) if records else []
         if self._dds_ready and len(out) < n:
             self._dds_ready = False  # reset before taking: an arrival after this sets it again
-            msgs = self._refs.take(n - len(out))
+            refs = self._refs
+            msgs = refs.take(n - len(out))
+            if refs.more:  # no arrival will say so again: the next take looks at DDS too
+                self._dds_ready = True
             if msgs:
                 out += self._admit(msgs, self._sources.by_handle, dds=True)
         if self._value_queue and len(out) < n:

@@ -8,10 +8,12 @@ processes over real Cyclone DDS (discovery, liveliness) and real shared memory.
 from __future__ import annotations
 
 import array
+import fcntl
 import os
 import signal
 import socket
 import subprocess
+import termios
 import time
 from dataclasses import replace
 from typing import Any
@@ -77,6 +79,29 @@ def test_a_dds_reader_and_a_local_reader_of_one_writer_both_get_everything(domai
         assert (w.local_readers, w.dds_reference_readers, w.dds_reference_writes) == (1, 1, 30)
         assert local.statistics().taken == 30  # the DDS copies it also hears are dropped
         assert sorted(m.references or "" for m in writer.matched_readers()) == ["dds", "local"]
+
+
+def _queued_bytes(fd: int) -> int:
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
+
+
+def test_a_dds_reader_taking_fewer_than_arrived_gets_the_rest_on_its_next_takes(domain_id: int) -> None:
+    qos = loanbus.Qos(reliability=loanbus.Reliability.RELIABLE, max_samples=8, dds_references=True)
+    with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+        topic = loanbus.Topic(dp, "batch", SMALL)
+        writer = loanbus.DataWriter(topic, qos=qos)
+        reader = loanbus.DataReader(topic, qos=qos)
+        assert writer.wait_for_readers(1, 30) and reader.wait_for_writers(1, 30)
+        for value in range(6):
+            _write(writer, value)
+        # every reference has arrived once each wrote its wake record into the reader's inbox
+        wait_for(lambda: _queued_bytes(reader.fileno()) >= 6 * wire.RECORD_SIZE, 30, "six arrivals")
+        values: list[int] = []
+        for _ in range(3):  # nothing arrives any more: each take must find the rest in DDS
+            got = reader.take(max_samples=2, timeout=5.0)
+            values += [int(s.data["value"]) for s in got]
+            reader.return_loan(got)
+        assert values == list(range(6))
 
 
 def _holding_reader(domain_id: int, out: Any) -> None:

@@ -122,6 +122,7 @@ class RefReader(_ReaderEnd):
         self.matches = _MatchFlag(on_match_change)
         self.qos_alarm = QosAlarm(f"reader on {topic_name!r}")
         self.refused = 0  # messages that are not a little-endian LoanRef (big-endian, short, ...)
+        self.more = False  # the last take got as many as it asked for: more may be waiting
 
         def data_available(_reader: Any) -> None:
             if on_data is not None:
@@ -141,10 +142,12 @@ class RefReader(_ReaderEnd):
 
     def take(self, max_samples: int) -> list[RefMessage]:
         if self._dr is None:
+            self.more = False
             return []
         ret = ddspy_take(self._ref, _ANY, max_samples)
         if isinstance(ret, int):
             raise TransportError(f"Cyclone DDS refused to take references (return code {ret})")
+        self.more = len(ret) >= max_samples
         out = []
         for data, info in ret:
             if not info.valid_data:

@@ -107,7 +107,7 @@ def _subscribe(ns: Namespace, domain_id: int, topic: str, count: int) -> list[st
                 lambda ls: (
                     sum(line.startswith("Greeting(") for line in ls) >= count or sub.poll() is not None
                 ),
-                120,
+                60,
                 "samples in cyclonedds subscribe",
             )
         finally:
@@ -122,18 +122,23 @@ def _subscribe(ns: Namespace, domain_id: int, topic: str, count: int) -> list[st
     return samples
 
 
+@pytest.mark.timeout(300)  # type scans are repeated until one finds the writer (up to 180 s)
 def test_stock_cyclonedds_subscribe_receives_a_loanbus_writers_samples_by_value(
     net: Namespace, domain_id: int, procs: list[subprocess.Popen[str]]
 ) -> None:
-    pub = _pub(net, domain_id, "greet", "--count", str(FRAMES), "--readers", "1", "--rate", "20")
+    # The writer keeps writing: samples it writes between its own match of the subscriber and
+    # the subscriber's match of it are lost to a default (best-effort, volatile) reader.
+    pub = _pub(net, domain_id, "greet", "--count", "0", "--rate", "20")
     procs.append(pub)
     samples = _subscribe(net, domain_id, "greet", FRAMES)
+    first = re.fullmatch(r"Greeting\(id=(\d+), .*\)", samples[0])
+    assert first is not None, samples
+    start = int(first.group(1))
     assert samples[:FRAMES] == [
-        f"Greeting(id={i}, value=2.5, tag=b'\\x07\\x07\\x07\\x07')" for i in range(FRAMES)
+        f"Greeting(id={i}, value=2.5, tag=b'\\x07\\x07\\x07\\x07')" for i in range(start, start + FRAMES)
     ], samples
-    out, err = pub.communicate(timeout=60)
-    assert pub.returncode == 0, err
-    assert f"wrote {FRAMES} samples of interop::Greeting on 'greet'" in out
+    out, err = _stop(pub)
+    assert re.search(r"wrote \d+ samples of interop::Greeting on 'greet'", out), out + err
 
 
 def test_stock_cyclonedds_publish_reaches_a_loanbus_reader(
