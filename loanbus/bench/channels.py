@@ -143,17 +143,18 @@ COMPARISONS: dict[str, Comparison] = {
             "cyclone-floor",
             "Cyclone DDS 12 B message",
             f"A {FLOOR_BYTES}-byte pre-encoded message written with ddspy_write and taken with "
-            "ddspy_take, reliable keep-all: the floor of the loanbus design.",
+            "ddspy_take, reliable keep-all: the floor of any reference carried through Cyclone "
+            "DDS (loanbus-dds).",
         ),
         Comparison(
             "cyclone-ref",
             "reference exchange, no API",
-            f"What a loanbus sample costs at the least in Python: a {REF_BYTES}-byte pre-encoded "
-            "reference (as loanbus's) through Cyclone DDS, reliable keep-all, and on a shared "
-            "buffer the sender stores a sequence word and byte 0, the receiver reads byte 0 and "
-            "compares the word. No loans, samples, pool bookkeeping or checks: the ceiling of "
-            "what a compiled loanbus core could reach. Latency only: with one shared buffer and "
-            "no flow control, a stream would only measure overwrites.",
+            f"What a sample on the DDS reference path costs at the least in Python: a "
+            f"{REF_BYTES}-byte pre-encoded reference (as loanbus-dds's) through Cyclone DDS, "
+            "reliable keep-all, taken on a WaitSet, and on a shared buffer the sender stores a "
+            "sequence word and byte 0, the receiver reads byte 0 and compares the word. No loans, "
+            "samples, pool bookkeeping or checks. Latency only: with one shared buffer and no "
+            "flow control, a stream would only measure overwrites.",
             modes=("latency",),
             default=False,
         ),
@@ -165,7 +166,8 @@ COMPARISONS: dict[str, Comparison] = {
             "list of sample objects with an info tuple and a read-only view, is_data_consistent "
             "compares the sequence word, return_loan clears a hold word; used exactly as the "
             "loanbus comparison uses its writer and reader. One slot, no bookkeeping, no checks: "
-            "no Python implementation of the API can go under it. Latency only.",
+            "no Python implementation of the API over DDS references can go under it. Latency "
+            "only.",
             modes=("latency",),
             default=False,
         ),
@@ -185,7 +187,8 @@ COMPARISONS: dict[str, Comparison] = {
             "posix-shm",
             "POSIX shm + named semaphore",
             "A shared buffer per direction filled in place, a 'full' and an 'empty' named "
-            "semaphore (posix_ipc): the floor of any notify-based design.",
+            "semaphore (posix_ipc): the floor of any design whose reader sleeps until the kernel "
+            "wakes it.",
         ),
         Comparison(
             "iceoryx2",
