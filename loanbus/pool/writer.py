@@ -30,6 +30,7 @@ from loanbus import _layout as L
 from loanbus._proc import process_start_time
 from loanbus._shm import SealedWords, Segment, huge_page_bytes
 from loanbus._slotstate import SlotEvent, SlotState, SlotTransitionError, next_state, transitions_on
+from loanbus._spin import spin
 from loanbus.errors import BrokenError, LoanError, LoanTimeoutError
 from loanbus.pool.words import release_views, words
 from loanbus.types import ShmemType
@@ -183,6 +184,11 @@ class WriterPool:
         count = len(self._written) - self.protected_slots
         return list(itertools.islice(self._written, max(count, 0)))
 
+    def _try_slot(self) -> int | None:
+        """``try_acquire`` for a spin: the slot plus one (never false), or None."""
+        slot = self.try_acquire()
+        return None if slot is None else slot + 1
+
     def try_acquire(self) -> int | None:
         """A slot stamped with a fresh sequence number, None to wait (reliable), or LoanError.
 
@@ -262,11 +268,9 @@ class WriterPool:
         clock = time.perf_counter_ns
         start = clock()
         if spin_ns > 0 and self._spinning:
-            end = start + (spin_ns if timeout * 1e9 >= spin_ns else int(timeout * 1e9))
-            while clock() < end:
-                slot = self.try_acquire()
-                if slot is not None:
-                    return slot
+            slot = spin(self._try_slot, spin_ns if timeout * 1e9 >= spin_ns else int(timeout * 1e9))
+            if slot is not None:
+                return int(slot) - 1
         slot = self._wait_for_slot(timeout, before_try, wait)
         if spin_ns > 0:
             self._spinning = clock() - start < spin_ns
