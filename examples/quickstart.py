@@ -21,7 +21,7 @@ with loanbus.DomainParticipant(domain_id=domain_id) as dp:
         loan = writer.get_loan()  # a writable view into shared memory
         loan.data["seq"] = 10000
         loan.data["pixels"][:, :, 0] = 255  # red, written in place
-        writer.write(loan)  # only (slot, sequence number) crosses DDS
+        writer.write(loan)  # only a reference (slot, sequence number) goes to the reader
 
         for sample in reader.take(max_samples=8, timeout=5.0):
             red = int(sample.data["pixels"][0, 0, 0])  # a read-only view of the same RAM
