@@ -1,7 +1,8 @@
 """A reliable reader SIGKILLed while it holds every slot of the pool, again and again.
 
-Each time, a writer blocked in ``get_loan()`` on that reader is released when DDS reports the
-reader gone (its 1 s lease), not at ``max_blocking_time``; it gets every slot back, and its
+Each time, a writer blocked in ``get_loan()`` on that reader is released as soon as the dead
+reader's registration connection hangs up (before its 1 s DDS lease, long before
+``max_blocking_time``); it gets every slot back, and its
 next 100 ``get_loan()`` + ``write()`` calls succeed with a live reader still attached.
 """
 
@@ -81,7 +82,7 @@ def test_killing_a_reader_that_holds_every_slot_releases_the_blocked_writer(doma
                     writer.get_loan(timeout=0.1)  # every slot is held by the other process
                 proc.kill()
                 started = time.monotonic()
-                loans = [writer.get_loan(timeout=60)]  # blocked until DDS reports the reader gone
+                loans = [writer.get_loan(timeout=60)]  # blocked until the dead reader's connection hangs up
                 releases.append(time.monotonic() - started)
                 loans += [writer.get_loan(timeout=0) for _ in range(SLOTS - 1)]
                 assert len({loan.slot for loan in loans}) == SLOTS, f"iteration {i}: not every slot came back"
