@@ -561,6 +561,7 @@ class DataWriter(Closeable, Generic[T]):
             dropped_references=counters.dropped_references if counters else 0,
             lost_readers=counters.lost_readers if counters else 0,
             refused_registrations=counters.refused_registrations if counters else 0,
+            unattached_readers=counters.unattached_readers if counters else 0,
         )
 
     def _stats_identity(self) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class WriterStatistics(_Statistics):
     dropped_references: int = 0  # best effort: a local reader's inbox was full
     lost_readers: int = 0  # local readers detached because they died or hung up
     refused_registrations: int = 0  # registrations refused (bad key, user, descriptors...)
+    unattached_readers: int = 0  # registered readers left without references: every row was taken
     incompatible_readers: int = 0  # readers of the topic that expect another type
 
 

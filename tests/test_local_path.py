@@ -81,6 +81,24 @@ def test_a_dds_reader_and_a_local_reader_of_one_writer_both_get_everything(domai
         assert sorted(m.references or "" for m in writer.matched_readers()) == ["dds", "local"]
 
 
+def test_a_reader_beyond_the_writers_rows_gets_nothing_and_is_counted(domain_id: int) -> None:
+    qos = replace(RELIABLE, reader_rows=1)
+    with loanbus.DomainParticipant(domain_id=domain_id) as dp:
+        topic = loanbus.Topic(dp, "rows", SMALL)
+        writer = loanbus.DataWriter(topic, qos=qos)
+        first = loanbus.DataReader(topic, qos=qos)
+        assert writer.wait_for_readers(1, 30) and first.wait_for_writers(1, 30)
+        second = loanbus.DataReader(topic, qos=qos)
+        # the writer looks at registrations when it is used (matched_readers here)
+        refused = lambda: bool(writer.matched_readers()) and writer.statistics().unattached_readers == 1  # noqa: E731
+        wait_for(refused, 30, "a refusal")
+        _write(writer, 5)
+        assert _take_values(first, 1) == [5]
+        assert second.take(timeout=0.5) == []
+        stats = writer.statistics()
+        assert (stats.attached_readers, stats.unattached_readers) == (1, 1)
+
+
 def _queued_bytes(fd: int) -> int:
     return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4), "little")
 
